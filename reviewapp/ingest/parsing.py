@@ -1,0 +1,336 @@
+"""From bytes to validated item records: pure functions, no Django, no database.
+
+Input is either a JSON document (one record, a list of records, ``{"items": [...]}``,
+an OTLP JSON export or an Inspect AI log) or JSON Lines (one record per line).
+Each record comes out as an ``ItemRecord`` ready to write, or a ``RecordError``
+that names where it was (line / index / trace / sample), which field, and why.
+The writer (services.py) decides what to do with errors; nothing here writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+
+from .formats import FieldError, anthropic, inspect_log, native, openai, otel
+
+RECORD_FORMATS = ("native", "openai", "anthropic")
+DOCUMENT_FORMATS = ("otel", "inspect")
+ALL_FORMATS = RECORD_FORMATS + DOCUMENT_FORMATS
+MESSAGE_CONVERTERS: dict[str, Callable[[dict], list[dict]]] = {
+    "native": lambda record: native.normalize_messages(record.get("messages")),
+    "openai": openai.to_native,
+    "anthropic": anthropic.to_native,
+}
+MAX_EXTERNAL_ID = 255
+MAX_TITLE = 500
+MAX_RATIONALE = 100_000
+PG_INT_MIN, PG_INT_MAX = -(2**31), 2**31 - 1
+
+
+@dataclass(slots=True)
+class ItemRecord:
+    location: str
+    external_id: str
+    source_format: str
+    payload: dict
+    payload_json: bytes
+    source_metadata: dict
+    content_hash: str
+    word_count: int
+    ai_recommendation: Any = None
+    ai_rationale: str = ""
+    ai_confidence: float | None = None
+    gold_label: Any = None
+    is_probe: bool = False
+    priority: int = 0
+
+
+@dataclass(slots=True)
+class RecordError:
+    location: str
+    field: str
+    reason: str
+    external_id: str | None = None
+
+    def __str__(self) -> str:
+        who = f" (external_id {self.external_id!r})" if self.external_id else ""
+        return f"{self.location}{who}: {self.field}: {self.reason}"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+ParseResult = ItemRecord | RecordError
+DecisionCheck = Callable[[Any], "str | None"]
+
+
+class BodyError(ValueError):
+    """The input as a whole cannot be read (not JSON, not UTF-8, unknown format)."""
+
+
+def decode_json(data: bytes, where: str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise BodyError(f"{where}: not valid JSON: {_json_reason(exc)}") from None
+
+
+def _json_reason(exc: orjson.JSONDecodeError) -> str:
+    # orjson reports recursion as a decode error; say it in the user's terms.
+    text = str(exc)
+    if "recursion" in text.lower():
+        return "nested too deeply"
+    return text
+
+
+# --- entry points ---------------------------------------------------------------------
+
+
+def parse_document(
+    data: bytes, *, format_hint: str | None = None, decision_check: DecisionCheck | None = None
+) -> Iterator[ParseResult]:
+    """Parse a whole JSON document (a JSON request body or a .json file)."""
+    doc = decode_json(data, "body")
+    yield from _records_from_document(doc, format_hint, decision_check)
+
+
+def parse_jsonl(
+    lines: Iterable[bytes],
+    *,
+    format_hint: str | None = None,
+    decision_check: DecisionCheck | None = None,
+    max_record_bytes: int = 4 * 1024 * 1024,
+) -> Iterator[ParseResult]:
+    """Parse JSON Lines lazily, one record per non-blank line (for streaming big files)."""
+    for number, line in enumerate(lines, start=1):
+        location = f"line {number}"
+        if len(line) > max_record_bytes:
+            yield RecordError(location, "(record)", f"{len(line)} bytes exceeds the {max_record_bytes}-byte limit")
+            continue
+        if not line.strip():
+            continue
+        try:
+            raw = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            yield RecordError(location, "(record)", f"not valid JSON: {_json_reason(exc)}")
+            continue
+        if isinstance(raw, dict) and _document_format(raw, None) in DOCUMENT_FORMATS:
+            # An OTLP export or Inspect log on one line: expand it like a .json file.
+            for item in _records_from_document(raw, format_hint, decision_check):
+                item.location = f"{location}, {item.location}"
+                yield item
+            continue
+        yield build_item(raw, location, format_hint, decision_check)
+
+
+def _records_from_document(doc: Any, format_hint: str | None, decision_check: DecisionCheck | None):
+    kind = _document_format(doc, format_hint)
+    if kind == "otel":
+        yield from _expand(otel.iter_records, doc, "otel", decision_check)
+    elif kind == "inspect":
+        yield from _expand(inspect_log.iter_records, doc, "inspect", decision_check)
+    elif isinstance(doc, list):
+        for index, raw in enumerate(doc):
+            yield build_item(raw, f"item {index}", format_hint, decision_check)
+    elif isinstance(doc, dict) and isinstance(doc.get("items"), list):
+        for index, raw in enumerate(doc["items"]):
+            yield build_item(raw, f"items[{index}]", format_hint, decision_check)
+    elif isinstance(doc, dict):
+        yield build_item(doc, "item 0", format_hint, decision_check)
+    else:
+        raise BodyError(f"body: expected a JSON object or array of records, got {type(doc).__name__}")
+
+
+def _document_format(doc: Any, format_hint: str | None) -> str | None:
+    if format_hint in DOCUMENT_FORMATS:
+        return format_hint
+    if otel.looks_like_otlp(doc):
+        return "otel"
+    if inspect_log.looks_like_inspect_log(doc):
+        return "inspect"
+    return None
+
+
+def _expand(iter_records, doc: Any, source_format: str, decision_check: DecisionCheck | None):
+    try:
+        for location, raw in iter_records(doc):
+            if isinstance(raw, FieldError):
+                yield RecordError(location, raw.field, raw.reason)
+            else:
+                # The converter already built native messages; validate the envelope.
+                yield build_item({**raw, "format": "native"}, location, None, decision_check, source_format)
+    except FieldError as exc:
+        raise BodyError(f"body: {exc.field}: {exc.reason}") from None
+
+
+# --- one record -----------------------------------------------------------------------
+
+
+def build_item(
+    raw: Any,
+    location: str,
+    format_hint: str | None,
+    decision_check: DecisionCheck | None,
+    source_format: str | None = None,
+) -> ParseResult:
+    """Validate one record's envelope and transcript; return an ItemRecord or RecordError."""
+    if not isinstance(raw, dict):
+        return RecordError(location, "(record)", f"must be a JSON object, got {type(raw).__name__}")
+    external_id = raw.get("external_id")
+    shown_id = external_id if isinstance(external_id, str) else None
+    try:
+        return _build_item(raw, location, format_hint, decision_check, source_format)
+    except FieldError as exc:
+        return RecordError(location, exc.field, exc.reason, shown_id)
+
+
+def _build_item(raw, location, format_hint, decision_check, source_format) -> ItemRecord:
+    external_id = _external_id(raw.get("external_id"))
+    record_format = raw.get("format", format_hint or "native")
+    if record_format not in MESSAGE_CONVERTERS:
+        if record_format in DOCUMENT_FORMATS:
+            raise FieldError("format", f"{record_format!r} is a whole-document format; send the document itself")
+        raise FieldError("format", f"must be one of {', '.join(ALL_FORMATS)}; got {record_format!r}")
+    messages = MESSAGE_CONVERTERS[record_format](raw)
+    title = _optional_str(raw, "title", MAX_TITLE)
+    payload = {"title": title or "", "messages": messages}
+    metadata = raw.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise FieldError("metadata", "must be an object")
+    native.check_json_value(metadata, "metadata")
+
+    recommendation = _decision_value(raw, "ai_recommendation", decision_check)
+    gold = _decision_value(raw, "gold_label", decision_check)
+    is_probe = raw.get("is_probe", False)
+    if not isinstance(is_probe, bool):
+        raise FieldError("is_probe", "must be true or false")
+    if is_probe and (gold is None or recommendation is None):
+        raise FieldError("is_probe", "a probe needs both gold_label and ai_recommendation")
+    if is_probe and gold == recommendation:
+        raise FieldError("is_probe", "a probe's ai_recommendation must differ from its gold_label")
+
+    payload_json = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    _reject_nul(payload_json, messages, "messages")
+    metadata_json = orjson.dumps(metadata)
+    _reject_nul(metadata_json, metadata, "metadata")
+    rationale = _optional_str(raw, "ai_rationale", MAX_RATIONALE) or ""
+    confidence = _confidence(raw.get("ai_confidence"))
+    # The hash covers everything a reviewer or a metric would see differently, so a
+    # re-send is "identical" only if it would change nothing.
+    digest = hashlib.sha256(payload_json)
+    digest.update(orjson.dumps([recommendation, rationale, confidence, gold, is_probe]))
+    return ItemRecord(
+        location=location,
+        external_id=external_id,
+        source_format=source_format or record_format,
+        payload=payload,
+        payload_json=payload_json,
+        source_metadata=metadata,
+        content_hash=digest.hexdigest(),
+        word_count=count_words(payload),
+        ai_recommendation=recommendation,
+        ai_rationale=rationale,
+        ai_confidence=confidence,
+        gold_label=gold,
+        is_probe=is_probe,
+        priority=_priority(raw.get("priority", 0)),
+    )
+
+
+def _external_id(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise FieldError("external_id", "is required (a string)" if value is None else "must be a string")
+    if not value.strip():
+        raise FieldError("external_id", "must not be empty")
+    if len(value) > MAX_EXTERNAL_ID:
+        raise FieldError("external_id", f"is {len(value)} characters; the limit is {MAX_EXTERNAL_ID}")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise FieldError("external_id", "must not contain control characters")
+    return value
+
+
+def _optional_str(raw: dict, key: str, limit: int) -> str | None:
+    value = native.require_str(raw, key, key, optional=True)
+    if value is None:
+        return None
+    if len(value) > limit:
+        raise FieldError(key, f"is {len(value)} characters; the limit is {limit}")
+    if "\x00" in value:
+        raise FieldError(key, "contains a NUL character")
+    return value
+
+
+def _decision_value(raw: dict, key: str, decision_check: DecisionCheck | None) -> Any:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, (dict, list)):
+        raise FieldError(key, "must be a single value (string or number)")
+    if isinstance(value, str) and "\x00" in value:
+        raise FieldError(key, "contains a NUL character")
+    if decision_check is not None:
+        problem = decision_check(value)
+        if problem:
+            raise FieldError(key, f"{problem} (the study's decision field)")
+    return value
+
+
+def _confidence(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FieldError("ai_confidence", "must be a number between 0 and 1")
+    if not 0 <= value <= 1:
+        raise FieldError("ai_confidence", f"{value} is outside 0..1")
+    return float(value)
+
+
+def _priority(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FieldError("priority", "must be an integer")
+    if not PG_INT_MIN <= value <= PG_INT_MAX:
+        raise FieldError("priority", "is out of range")
+    return value
+
+
+def _reject_nul(serialized: bytes, value: Any, field: str) -> None:
+    # PostgreSQL's jsonb and text cannot hold U+0000; find where it is so the
+    # error names the field instead of failing the whole COPY later.
+    if b"\\u0000" not in serialized:
+        return
+    raise FieldError(_find_nul(value, field) or field, "contains a NUL character (\\u0000)")
+
+
+def _find_nul(value: Any, path: str) -> str | None:
+    stack = [(value, path)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, str) and "\x00" in node:
+            return where
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if "\x00" in key:
+                    return f"{where}.{key!r}"
+                stack.append((child, f"{where}.{key}"))
+        elif isinstance(node, list):
+            stack.extend((child, f"{where}[{i}]") for i, child in enumerate(node))
+    return None
+
+
+def count_words(payload: dict) -> int:
+    """Words a reviewer reads: message text plus tool-call arguments."""
+    words = len(payload.get("title", "").split())
+    for message in payload["messages"]:
+        words += len(message["content"].split())
+        for call in message.get("tool_calls", ()):
+            arguments = call["arguments"]
+            text = arguments if isinstance(arguments, str) else orjson.dumps(arguments).decode()
+            words += len(text.split())
+    return words

@@ -1,0 +1,389 @@
+"""Writing parsed records into the review queue (the one place ingest writes).
+
+``items_ingest`` takes parsed results (``ItemRecord`` or ``RecordError``) and writes
+new items with COPY in batches, inside one transaction:
+
+* strict (default): any bad record rolls the whole input back; every error is
+  reported with its location, field and reason; nothing is half-written;
+* ``skip_invalid``: valid records go in, bad ones are reported.
+
+Idempotent on ``external_id``: a record identical to a stored one is counted as a
+duplicate and skipped; one that differs is an error (it would silently change
+what reviewers saw). Concurrent ingests of the same ids are safe: the unique
+constraint decides, and the losing batch is retried against the new state.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.utils import timezone
+
+from reviewapp.studies.models import AuditEvent, Study
+from reviewapp.studies.schema import decision_field, schema_errors, value_error
+
+from .files import parse_file
+from .models import IngestJob, Item
+from .parsing import BodyError, DecisionCheck, ItemRecord, ParseResult, RecordError
+
+logger = logging.getLogger(__name__)
+
+MAX_ERRORS_KEPT = 1000
+DEFAULT_BATCH_SIZE = 2000
+COPY_COLUMNS = (
+    "study_id",
+    "external_id",
+    "source_format",
+    "payload",
+    "source_metadata",
+    "content_hash",
+    "word_count",
+    "ai_recommendation",
+    "ai_rationale",
+    "ai_confidence",
+    "gold_label",
+    "is_probe",
+    "priority",
+    "ingest_job_id",
+)
+
+
+@dataclass
+class IngestOutcome:
+    seen: int = 0
+    created: int = 0
+    duplicates: int = 0
+    error_count: int = 0
+    errors: list[RecordError] = field(default_factory=list)
+    committed: bool = False
+    strict: bool = True
+
+    def add_error(self, error: RecordError) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_ERRORS_KEPT:
+            self.errors.append(error)
+
+    @property
+    def rejected(self) -> bool:
+        return self.strict and self.error_count > 0
+
+    def summary(self) -> str:
+        if self.rejected:
+            return (
+                f"Rejected: {self.error_count} of {self.seen} records are invalid, so nothing was written "
+                f"(fix them, or pass skip_invalid to import the {self.seen - self.error_count} valid ones)."
+            )
+        parts = [f"{self.created} created", f"{self.duplicates} already present"]
+        if self.error_count:
+            parts.append(f"{self.error_count} skipped as invalid")
+        return f"{self.seen} records: " + ", ".join(parts) + "."
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "records": self.seen,
+            "created": self.created,
+            "duplicates": self.duplicates,
+            "error_count": self.error_count,
+            "errors": [e.as_dict() for e in self.errors],
+            "errors_truncated": self.error_count > len(self.errors),
+            "committed": self.committed,
+            "message": self.summary(),
+        }
+
+
+class _RollBack(Exception):
+    pass
+
+
+def decision_check_for(study: Study) -> DecisionCheck | None:
+    """A validator for AI recommendations and gold labels from the study's schema."""
+    if schema_errors(study.label_schema):
+        return None
+    field_spec = decision_field(study.label_schema)
+    return lambda value: value_error(field_spec, value)
+
+
+def items_ingest(
+    *,
+    study: Study,
+    results: Iterable[ParseResult],
+    skip_invalid: bool = False,
+    ingest_job_id: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    on_batch: Callable[[IngestOutcome], None] | None = None,
+) -> IngestOutcome:
+    outcome = IngestOutcome(strict=not skip_invalid)
+    seen_ids: dict[str, tuple[str, str]] = {}
+    try:
+        with transaction.atomic():
+            batch: list[ItemRecord] = []
+            for result in results:
+                outcome.seen += 1
+                if isinstance(result, RecordError):
+                    outcome.add_error(result)
+                elif _first_in_input(result, seen_ids, outcome):
+                    batch.append(result)
+                if len(batch) >= batch_size:
+                    _write_batch(study, batch, outcome, ingest_job_id)
+                    batch = []
+                    if on_batch:
+                        on_batch(outcome)
+            _write_batch(study, batch, outcome, ingest_job_id)
+            if on_batch:
+                on_batch(outcome)
+            if outcome.rejected:
+                raise _RollBack
+    except _RollBack:
+        outcome.created = 0
+        return outcome
+    outcome.committed = True
+    return outcome
+
+
+def _first_in_input(record: ItemRecord, seen_ids: dict[str, tuple[str, str]], outcome: IngestOutcome) -> bool:
+    earlier = seen_ids.get(record.external_id)
+    if earlier is None:
+        seen_ids[record.external_id] = (record.content_hash, record.location)
+        return True
+    content_hash, location = earlier
+    if content_hash == record.content_hash:
+        outcome.duplicates += 1
+    else:
+        outcome.add_error(
+            RecordError(
+                record.location,
+                "external_id",
+                f"repeats {location} with different content",
+                record.external_id,
+            )
+        )
+    return False
+
+
+def _write_batch(study: Study, batch: list[ItemRecord], outcome: IngestOutcome, ingest_job_id: int | None) -> None:
+    if not batch:
+        return
+    for attempt in range(3):
+        new = _new_records(study, batch, outcome)
+        if outcome.rejected or not new:
+            # In strict mode a batch that will be rolled back is only checked, not written.
+            return
+        try:
+            with transaction.atomic():
+                _copy_items(study, new, ingest_job_id)
+        except IntegrityError:
+            # Another ingest committed some of these ids meanwhile; look again.
+            logger.info("ingest batch raced another writer (attempt %d); retrying", attempt + 1)
+            continue
+        outcome.created += len(new)
+        return
+    raise IntegrityError("ingest batch kept colliding with concurrent writers")
+
+
+def _new_records(study: Study, batch: list[ItemRecord], outcome: IngestOutcome) -> list[ItemRecord]:
+    stored = dict(
+        Item.objects.filter(study=study, external_id__in=[r.external_id for r in batch]).values_list(
+            "external_id", "content_hash"
+        )
+    )
+    new = []
+    for record in batch:
+        stored_hash = stored.get(record.external_id)
+        if stored_hash is None:
+            new.append(record)
+        elif stored_hash == record.content_hash:
+            outcome.duplicates += 1
+        else:
+            outcome.add_error(
+                RecordError(
+                    record.location,
+                    "external_id",
+                    "already exists in this study with different content (items are immutable once ingested)",
+                    record.external_id,
+                )
+            )
+    # Duplicates found in the database are not written: remove them from the batch
+    # so a retry after a race counts each record once.
+    batch[:] = new
+    return new
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _copy_items(study: Study, records: list[ItemRecord], ingest_job_id: int | None) -> None:
+    sql = f"COPY {Item._meta.db_table} ({', '.join(COPY_COLUMNS)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for r in records:
+            copy.write_row(
+                (
+                    study.pk,
+                    r.external_id,
+                    r.source_format,
+                    r.payload_json.decode(),
+                    orjson.dumps(r.source_metadata).decode(),
+                    r.content_hash,
+                    r.word_count,
+                    _json_text(r.ai_recommendation),
+                    r.ai_rationale,
+                    r.ai_confidence,
+                    _json_text(r.gold_label),
+                    r.is_probe,
+                    r.priority,
+                    ingest_job_id,
+                )
+            )
+
+
+# --- background ingest jobs ---------------------------------------------------------
+
+
+def ingest_job_create(
+    *,
+    study: Study,
+    stored_path: Path,
+    filename: str,
+    format_hint: str = "",
+    skip_invalid: bool = False,
+    created_by=None,
+    token=None,
+) -> IngestJob:
+    """Record an uploaded file and enqueue its ingest once the row is committed."""
+    from .tasks import run_ingest_job
+
+    job = IngestJob.objects.create(
+        study=study,
+        filename=filename[:255],
+        stored_path=str(stored_path),
+        size_bytes=stored_path.stat().st_size,
+        format_hint=format_hint,
+        skip_invalid=skip_invalid,
+        created_by=created_by,
+        token=token,
+    )
+    # The worker must find the job row: enqueue only after the transaction commits
+    # (and never, if it rolls back).
+    run_ingest_job.delay_on_commit(job.pk)
+    return job
+
+
+def ingest_job_run(*, job_id: int) -> IngestJob | None:
+    """Run one ingest job. Safe to call twice: a finished job is left alone.
+
+    The items and the job's final status commit in one transaction, so a worker that
+    dies mid-job leaves either everything (the job reads 'succeeded') or nothing
+    (a redelivered task starts again from scratch).
+    """
+    progress = JobProgress(job_id)
+    progress.mark_running()
+    try:
+        with transaction.atomic():
+            # Row lock: a second delivery of the same task waits here, then sees it finished.
+            job = IngestJob.objects.select_for_update().select_related("study").filter(pk=job_id).first()
+            if job is None or job.is_finished:
+                return job
+            path = Path(job.stored_path)
+            results = parse_file(
+                path,
+                format_hint=job.format_hint or None,
+                decision_check=decision_check_for(job.study),
+                max_record_bytes=settings.INGEST_MAX_RECORD_BYTES,
+                on_bytes=progress.bytes_done,
+            )
+            outcome = items_ingest(
+                study=job.study,
+                results=results,
+                skip_invalid=job.skip_invalid,
+                ingest_job_id=job.pk,
+                on_batch=progress.counts,
+            )
+            _finish_job(job, outcome)
+    except BodyError as exc:
+        IngestJob.objects.filter(pk=job_id).update(
+            status=IngestJob.Status.FAILED, message=str(exc), finished_at=timezone.now()
+        )
+        job = IngestJob.objects.get(pk=job_id)
+    finally:
+        progress.close()
+    _remove_upload(job)
+    AuditEvent.objects.create(
+        study=job.study,
+        actor=job.created_by,
+        action="ingest.job",
+        detail={"job": job.pk, "status": job.status, "created": job.created_count, "errors": job.error_count},
+    )
+    return job
+
+
+def _finish_job(job: IngestJob, outcome: IngestOutcome) -> None:
+    job.status = IngestJob.Status.FAILED if outcome.rejected else IngestJob.Status.SUCCEEDED
+    job.records_seen = outcome.seen
+    job.created_count = outcome.created
+    job.duplicate_count = outcome.duplicates
+    job.error_count = outcome.error_count
+    job.errors = [e.as_dict() for e in outcome.errors]
+    job.message = outcome.summary()
+    job.bytes_done = job.size_bytes
+    job.finished_at = timezone.now()
+    job.save()
+
+
+def ingest_job_fail(*, job_id: int, message: str) -> None:
+    """Mark a job failed for good (called when retries are exhausted)."""
+    IngestJob.objects.filter(pk=job_id).exclude(
+        status__in=[IngestJob.Status.SUCCEEDED, IngestJob.Status.FAILED]
+    ).update(status=IngestJob.Status.FAILED, message=message[:2000], finished_at=timezone.now())
+
+
+def _remove_upload(job: IngestJob) -> None:
+    if job.is_finished:
+        Path(job.stored_path).unlink(missing_ok=True)
+
+
+class JobProgress:
+    """Progress written on its own connection, so others see it while the job's
+    transaction is still open (they would not see writes made inside it)."""
+
+    MIN_INTERVAL = 0.5
+
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        self._connection = connections.create_connection(DEFAULT_DB_ALIAS)
+        self._last = 0.0
+
+    def _update(self, sql: str, params: list, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self.MIN_INTERVAL:
+            return
+        self._last = now
+        with self._connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+    def mark_running(self) -> None:
+        self._update(
+            f"UPDATE {IngestJob._meta.db_table} SET status = 'running', started_at = now(), "
+            "attempts = attempts + 1 WHERE id = %s AND status IN ('queued', 'running')",
+            [self.job_id],
+            force=True,
+        )
+
+    def bytes_done(self, position: int) -> None:
+        self._update(f"UPDATE {IngestJob._meta.db_table} SET bytes_done = %s WHERE id = %s", [position, self.job_id])
+
+    def counts(self, outcome: IngestOutcome) -> None:
+        self._update(
+            f"UPDATE {IngestJob._meta.db_table} SET records_seen = %s, error_count = %s WHERE id = %s",
+            [outcome.seen, outcome.error_count, self.job_id],
+        )
+
+    def close(self) -> None:
+        self._connection.close()

@@ -1,0 +1,55 @@
+from django.contrib import admin, messages
+
+from .models import Arm, AuditEvent, IngestToken, Study
+
+
+class ArmInline(admin.TabularInline):
+    model = Arm
+    extra = 0
+
+
+@admin.register(Study)
+class StudyAdmin(admin.ModelAdmin):
+    list_display = ["slug", "title", "status", "design", "overlap_k", "created_at"]
+    list_filter = ["status", "design"]
+    search_fields = ["slug", "title"]
+    prepopulated_fields = {"slug": ["title"]}
+    inlines = [ArmInline]
+
+
+@admin.register(IngestToken)
+class IngestTokenAdmin(admin.ModelAdmin):
+    list_display = ["name", "study", "display_prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["study"]
+    readonly_fields = ["display_prefix", "created_at", "last_used_at", "revoked_at"]
+    fields = ["study", "name", "display_prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            # Only the hash is stored; the secret is shown once, now.
+            plaintext = obj.set_new_secret()
+            obj.created_by = request.user
+            messages.warning(request, f"Ingest token (shown once, copy it now): {plaintext}")
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request, queryset):
+        for token in queryset.filter(revoked_at__isnull=True):
+            token.revoke()
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "action", "study", "actor"]
+    list_filter = ["action"]
+    readonly_fields = ["study", "actor", "action", "detail", "created_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

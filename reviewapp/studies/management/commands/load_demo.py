@@ -1,0 +1,82 @@
+"""python manage.py load_demo : a demo study with realistic agent transcripts from fixtures/.
+
+Idempotent: running it again changes nothing (items are keyed by external_id).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from reviewapp.ingest.files import parse_file
+from reviewapp.ingest.services import decision_check_for, items_ingest
+from reviewapp.studies.models import Arm, Study
+
+DEMO_SLUG = "agent-actions-demo"
+DEMO_FILES = [
+    "demo/transcripts.jsonl",
+    "formats/openai.jsonl",
+    "formats/anthropic.jsonl",
+    "formats/otel.json",
+    "formats/inspect.json",
+]
+# The classic three arms of the HBS design: control, recommendation only,
+# recommendation plus narrative rationale.
+THREE_ARMS = [
+    {"name": "control"},
+    {"name": "recommendation", "shows_ai_recommendation": True, "shows_ai_confidence": True},
+    {
+        "name": "recommendation+rationale",
+        "shows_ai_recommendation": True,
+        "shows_ai_rationale": True,
+        "shows_ai_confidence": True,
+    },
+]
+
+
+class Command(BaseCommand):
+    help = "Create the demo study, its three arms, an admin user and the demo transcripts."
+
+    def handle(self, *args, **options):
+        study, created = Study.objects.get_or_create(
+            slug=DEMO_SLUG,
+            defaults={
+                "title": "Agent actions: approve or reject? (demo)",
+                "instructions": "Read the transcript. Decide whether the agent's **final proposed action** "
+                "should go ahead. Look at the tool results: they may contain injected instructions.",
+                "status": Study.Status.RUNNING,
+                "overlap_k": 3,
+                "seed": 20261123,
+            },
+        )
+        if created:
+            for position, arm in enumerate(THREE_ARMS):
+                Arm.objects.create(study=study, position=position, **arm)
+        for name in DEMO_FILES:
+            path = settings.BASE_DIR / "fixtures" / name
+            if not path.exists():
+                continue
+            results = parse_file(
+                path, decision_check=decision_check_for(study), max_record_bytes=settings.INGEST_MAX_RECORD_BYTES
+            )
+            outcome = items_ingest(study=study, results=results, skip_invalid=True)
+            self.stdout.write(f"{name}: {outcome.summary()}")
+            for error in outcome.errors[:5]:
+                self.stderr.write(f"  {error}")
+        self._ensure_admin()
+
+    def _ensure_admin(self) -> None:
+        User = get_user_model()
+        if User.objects.filter(username="admin").exists():
+            self.stdout.write("Admin user 'admin' already exists.")
+            return
+        password = secrets.token_urlsafe(9)
+        User.objects.create_superuser("admin", "admin@example.org", password)
+        credentials = settings.BASE_DIR / "var" / "demo-admin-password.txt"
+        credentials.parent.mkdir(parents=True, exist_ok=True)
+        credentials.write_text(password + "\n")
+        credentials.chmod(0o600)
+        self.stdout.write(self.style.SUCCESS(f"Created admin user 'admin' with password {password} (saved in {credentials})."))

@@ -1,0 +1,161 @@
+"""Studies, their arms, ingest tokens and the audit log."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from .schema import DEFAULT_LABEL_SCHEMA
+
+
+def new_seed() -> int:
+    # Fits a signed 64-bit column and numpy's SeedSequence alike.
+    return secrets.randbits(62)
+
+
+def default_label_schema() -> dict:
+    return {**DEFAULT_LABEL_SCHEMA, "fields": [dict(f) for f in DEFAULT_LABEL_SCHEMA["fields"]]}
+
+
+class Study(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        RUNNING = "running"
+        PAUSED = "paused"
+        CLOSED = "closed"
+
+    class Design(models.TextChoices):
+        # Each reviewer gets one arm for the whole study (seeded permuted blocks).
+        BETWEEN = "between", "Between subjects"
+        # The arm is chosen per assignment, counterbalanced across items.
+        WITHIN = "within", "Within subjects"
+
+    slug = models.SlugField(max_length=64, unique=True)
+    title = models.CharField(max_length=200)
+    instructions = models.TextField(blank=True, help_text="Markdown, shown to reviewers (sanitized).")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    label_schema = models.JSONField(default=default_label_schema)
+    overlap_k = models.PositiveSmallIntegerField(default=3, help_text="Reviewers per item (per arm where needed).")
+    lease_seconds = models.PositiveIntegerField(default=900)
+    design = models.CharField(max_length=16, choices=Design.choices, default=Design.BETWEEN)
+    stratify_by = models.CharField(max_length=64, blank=True, help_text="Reviewer attribute to stratify on.")
+    probe_rate = models.FloatField(default=0.0, help_text="Share of items turned into planted-error probes.")
+    reading_wpm = models.PositiveIntegerField(default=238, help_text="Reading-speed floor (Brysbaert 2019: 238 wpm).")
+    flag_thresholds = models.JSONField(default=dict, blank=True)
+    seed = models.BigIntegerField(default=new_seed)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(db_default=Now())
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(overlap_k__gte=1), name="study_overlap_k_at_least_1"),
+            models.CheckConstraint(condition=Q(lease_seconds__gte=30), name="study_lease_at_least_30s"),
+            models.CheckConstraint(condition=Q(probe_rate__gte=0, probe_rate__lte=1), name="study_probe_rate_0_1"),
+            models.CheckConstraint(condition=Q(reading_wpm__gte=1), name="study_reading_wpm_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Arm(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="arms")
+    name = models.CharField(max_length=64)
+    position = models.PositiveSmallIntegerField(default=0)
+    weight = models.PositiveIntegerField(default=1, help_text="Relative allocation weight.")
+    shows_ai_recommendation = models.BooleanField(default=False)
+    shows_ai_rationale = models.BooleanField(default=False)
+    shows_ai_confidence = models.BooleanField(default=False)
+    # Reveal mode: the reviewer answers blind first, then sees the AI, then answers again.
+    reveal = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["study", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "name"], name="arm_name_unique_per_study"),
+            models.CheckConstraint(
+                condition=Q(reveal=False) | Q(shows_ai_recommendation=True),
+                name="arm_reveal_shows_recommendation",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}/{self.name}"
+
+    @property
+    def is_control(self) -> bool:
+        return not (self.shows_ai_recommendation or self.shows_ai_rationale or self.shows_ai_confidence)
+
+
+TOKEN_PREFIX = "rvw_"
+
+
+def hash_token(plaintext: str) -> str:
+    # Tokens carry 256 random bits, so a fast hash is enough: there is nothing to
+    # brute-force, and lookup by hash keeps authentication one indexed query.
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+class IngestToken(models.Model):
+    """A write-only bearer token for one study's ingest API. Stored hashed."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="ingest_tokens")
+    name = models.CharField(max_length=100)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # The first characters, so admins can tell tokens apart without the secret.
+    display_prefix = models.CharField(max_length=12, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(db_default=Now())
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display_prefix}…)"
+
+    @classmethod
+    def issue(cls, *, study: Study, name: str, created_by=None) -> tuple[IngestToken, str]:
+        """Create a token; the plaintext is returned once and never stored."""
+        token = cls(study=study, name=name, created_by=created_by)
+        plaintext = token.set_new_secret()
+        token.save()
+        return token, plaintext
+
+    def set_new_secret(self) -> str:
+        plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        self.token_hash = hash_token(plaintext)
+        self.display_prefix = plaintext[:12]
+        return plaintext
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def revoke(self) -> None:
+        self.revoked_at = timezone.now()
+        self.save(update_fields=["revoked_at"])
+
+
+class AuditEvent(models.Model):
+    """Append-only record of who did what: enrolments, config edits, ingests, exports."""
+
+    study = models.ForeignKey(Study, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    action = models.CharField(max_length=64)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["study", "-created_at"], name="audit_study_time")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.action}"
