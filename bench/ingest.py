@@ -55,7 +55,7 @@ def transcript(rng: random.Random, index: int) -> dict:
             }
         )
         output = orjson.dumps(
-            {"rows": [{"id": rng.randint(1, 10**6), "note": sentence(rng, 10)} for _ in range(rng.randint(3, 7))]}
+            {"rows": [{"id": rng.randint(1, 10**6), "note": sentence(rng, 10)} for _ in range(rng.randint(6, 11))]}
         ).decode()
         messages.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": output})
     messages.append({"role": "assistant", "content": " ".join(sentence(rng, 14) for _ in range(3))})

@@ -24,7 +24,7 @@ TESTING = "pytest" in sys.modules
 
 # No secret has a default outside development: with DEBUG off, a missing or
 # placeholder key stops the app at start-up rather than signing sessions with it.
-DEVELOPMENT_SECRET_KEY = "development-only-not-secret"
+DEVELOPMENT_SECRET_KEY = "development-only-not-secret"  # noqa: S105 (refused when DEBUG is off)
 SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY if (DEBUG or TESTING) else "")
 if not SECRET_KEY or (SECRET_KEY == DEVELOPMENT_SECRET_KEY and not (DEBUG or TESTING)):
     raise ImproperlyConfigured("SECRET_KEY must be set to a long random value when DEBUG is off.")

@@ -23,9 +23,7 @@ def study(db) -> Study:
     study = Study.objects.create(slug="refunds", title="Refund approvals", status=Study.Status.RUNNING)
     Arm.objects.create(study=study, name="control", position=0)
     Arm.objects.create(study=study, name="recommendation", position=1, shows_ai_recommendation=True)
-    Arm.objects.create(
-        study=study, name="rationale", position=2, shows_ai_recommendation=True, shows_ai_rationale=True
-    )
+    Arm.objects.create(study=study, name="rationale", position=2, shows_ai_recommendation=True, shows_ai_rationale=True)
     return study
 
 

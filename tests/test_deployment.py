@@ -43,8 +43,12 @@ class TestProductionSettings:
         env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
         env.update(env_overrides)
         return subprocess.run(
-            [sys.executable, "-c", "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', "
-             "'reviewapp.settings'); django.setup()"],
+            [
+                sys.executable,
+                "-c",
+                "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', "
+                "'reviewapp.settings'); django.setup()",
+            ],
             cwd=ROOT,
             env=env,
             capture_output=True,

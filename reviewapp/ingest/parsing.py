@@ -83,7 +83,7 @@ def decode_json(data: bytes, where: str) -> Any:
 def _json_reason(exc: orjson.JSONDecodeError) -> str:
     # orjson reports recursion as a decode error; say it in the user's terms.
     text = str(exc)
-    if "recursion" in text.lower():
+    if "recursion" in text.lower() or "depth limit" in text.lower():
         return "nested too deeply"
     return text
 

@@ -46,9 +46,7 @@ def _authenticate(request: HttpRequest, slug: str) -> tuple[Study, IngestToken]:
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise ApiError(401, "Missing bearer token: send 'Authorization: Bearer <study ingest token>'.")
-    token = (
-        IngestToken.objects.select_related("study").filter(token_hash=hash_token(secret.strip())).first()
-    )
+    token = IngestToken.objects.select_related("study").filter(token_hash=hash_token(secret.strip())).first()
     if token is None or not token.is_active:
         raise ApiError(401, "Invalid or revoked ingest token.")
     # A token is scoped to one study; it says nothing about whether other slugs exist.
@@ -133,9 +131,9 @@ def api_view(view):
 @require_POST
 def items_create(request: HttpRequest, slug: str) -> JsonResponse:
     study, token = _authenticate(request, slug)
+    body = _read_body(request, settings.INGEST_MAX_BODY_BYTES)
     kind = _body_kind(request)
     hint = _format_hint(request)
-    body = _read_body(request, settings.INGEST_MAX_BODY_BYTES)
     check = decision_check_for(study)
     if kind == "json":
         results = parse_document(body, format_hint=hint, decision_check=check)

@@ -96,7 +96,7 @@ class Arm(models.Model):
         return not (self.shows_ai_recommendation or self.shows_ai_rationale or self.shows_ai_confidence)
 
 
-TOKEN_PREFIX = "rvw_"
+TOKEN_PREFIX = "rvw_"  # noqa: S105 (a public prefix, not a secret)
 
 
 def hash_token(plaintext: str) -> str:

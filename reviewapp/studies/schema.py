@@ -76,7 +76,7 @@ def schema_errors(schema: Any) -> list[str]:
         if field.get("decision") is True:
             decisions += 1
     if decisions != 1:
-        errors.append(f"Exactly one field must have \"decision\": true; found {decisions}.")
+        errors.append(f'Exactly one field must have "decision": true; found {decisions}.')
     return errors
 
 

@@ -73,7 +73,7 @@ class TestIngestCommand:
     def test_it_refuses_a_file_it_cannot_classify(self, study, tmp_path):
         path = tmp_path / "runs.csv"
         path.write_text("a,b\n")
-        with pytest.raises(CommandError, match="use .json, .jsonl or .ndjson"):
+        with pytest.raises(CommandError, match=r"use \.json, \.jsonl or \.ndjson"):
             run("--study", "refunds", str(path))
 
     def test_it_queues_a_background_job(self, study, tmp_path, django_capture_on_commit_callbacks):

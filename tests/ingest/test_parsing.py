@@ -153,9 +153,9 @@ class TestBadRecords:
         assert "nested deeper than 32" in error.reason
 
     def test_it_rejects_an_oversize_record_by_line(self):
-        results = list(parse_jsonl(jsonl(record(), record(external_id="big")), max_record_bytes=2000))
+        results = list(parse_jsonl(jsonl(record(), record(external_id="big")), max_record_bytes=500))
         assert all(isinstance(r, RecordError) for r in results)
-        assert "exceeds the 2000-byte limit" in results[1].reason
+        assert "exceeds the 500-byte limit" in results[1].reason
         assert results[1].location == "line 2"
 
     def test_it_rejects_a_non_object_record(self):

@@ -79,4 +79,5 @@ class Command(BaseCommand):
         credentials.parent.mkdir(parents=True, exist_ok=True)
         credentials.write_text(password + "\n")
         credentials.chmod(0o600)
-        self.stdout.write(self.style.SUCCESS(f"Created admin user 'admin' with password {password} (saved in {credentials})."))
+        message = f"Created admin user 'admin' with password {password} (saved in {credentials})."
+        self.stdout.write(self.style.SUCCESS(message))
