@@ -96,9 +96,8 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     django.setup()
     from django.conf import settings
-    from django.db import connection
-
     from django.core.management import call_command
+    from django.db import connection
 
     from bench.report import write_section
     from reviewapp.ingest.files import parse_file

@@ -7,10 +7,11 @@ new items with COPY in batches, inside one transaction:
   reported with its location, field and reason; nothing is half-written;
 * ``skip_invalid``: valid records go in, bad ones are reported.
 
-Idempotent on ``external_id``: a record identical to a stored one is counted as a
-duplicate and skipped; one that differs is an error (it would silently change
-what reviewers saw). Concurrent ingests of the same ids are safe: the unique
-constraint decides, and the losing batch is retried against the new state.
+Idempotent on ``external_id``: a record identical to a stored (committed) one is
+counted as a duplicate and skipped; one that differs is an error (it would silently
+change what reviewers saw). Concurrent ingests of the same ids are safe: the unique
+constraint decides, and the loser rolls back whole with ``ConcurrentIngestError``;
+sending it again skips what the winner stored.
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
+from psycopg.copy import QueuedLibpqWriter
+from psycopg.errors import UniqueViolation
 
 from reviewapp.studies.models import AuditEvent, Study
 from reviewapp.studies.schema import decision_field, schema_errors, value_error
@@ -111,6 +115,15 @@ def decision_check_for(study: Study) -> DecisionCheck | None:
     return lambda value: value_error(field_spec, value)
 
 
+class ConcurrentIngestError(Exception):
+    """Another ingest committed some of the same external_ids while this one ran."""
+
+    message = (
+        "Another ingest wrote some of these external_ids while this one was running, so nothing from this "
+        "input was written. Send it again: items already stored are skipped as duplicates."
+    )
+
+
 def items_ingest(
     *,
     study: Study,
@@ -122,8 +135,11 @@ def items_ingest(
 ) -> IngestOutcome:
     outcome = IngestOutcome(strict=not skip_invalid)
     seen_ids: dict[str, tuple[str, str]] = {}
+    # Stored ids are looked up on a second connection so the COPY on the main one can
+    # stay open for the whole input: the server stores rows while we parse the next.
+    lookup = connections.create_connection(DEFAULT_DB_ALIAS)
     try:
-        with transaction.atomic():
+        with transaction.atomic(), _ItemCopy(study, ingest_job_id) as sink:
             batch: list[ItemRecord] = []
             for result in results:
                 outcome.seen += 1
@@ -132,11 +148,11 @@ def items_ingest(
                 elif _first_in_input(result, seen_ids, outcome):
                     batch.append(result)
                 if len(batch) >= batch_size:
-                    _write_batch(study, batch, outcome, ingest_job_id)
+                    _write_batch(lookup, study, batch, outcome, sink)
                     batch = []
                     if on_batch:
                         on_batch(outcome)
-            _write_batch(study, batch, outcome, ingest_job_id)
+            _write_batch(lookup, study, batch, outcome, sink)
             if on_batch:
                 on_batch(outcome)
             if outcome.rejected:
@@ -144,6 +160,11 @@ def items_ingest(
     except _RollBack:
         outcome.created = 0
         return outcome
+    except UniqueViolation as exc:
+        # The unique (study, external_id) constraint caught a concurrent writer.
+        raise ConcurrentIngestError(ConcurrentIngestError.message) from exc
+    finally:
+        lookup.close()
     outcome.committed = True
     return outcome
 
@@ -168,32 +189,16 @@ def _first_in_input(record: ItemRecord, seen_ids: dict[str, tuple[str, str]], ou
     return False
 
 
-def _write_batch(study: Study, batch: list[ItemRecord], outcome: IngestOutcome, ingest_job_id: int | None) -> None:
+def _write_batch(lookup, study: Study, batch: list[ItemRecord], outcome: IngestOutcome, sink: _ItemCopy) -> None:
     if not batch:
         return
-    for attempt in range(3):
-        new = _new_records(study, batch, outcome)
-        if outcome.rejected or not new:
-            # In strict mode a batch that will be rolled back is only checked, not written.
-            return
-        try:
-            with transaction.atomic():
-                _copy_items(study, new, ingest_job_id)
-        except IntegrityError:
-            # Another ingest committed some of these ids meanwhile; look again.
-            logger.info("ingest batch raced another writer (attempt %d); retrying", attempt + 1)
-            continue
-        outcome.created += len(new)
-        return
-    raise IntegrityError("ingest batch kept colliding with concurrent writers")
-
-
-def _new_records(study: Study, batch: list[ItemRecord], outcome: IngestOutcome) -> list[ItemRecord]:
-    stored = dict(
-        Item.objects.filter(study=study, external_id__in=[r.external_id for r in batch]).values_list(
-            "external_id", "content_hash"
+    with lookup.cursor() as cursor:
+        cursor.execute(
+            f"SELECT external_id, content_hash FROM {Item._meta.db_table} "  # noqa: S608 (our table name)
+            "WHERE study_id = %s AND external_id = ANY(%s)",
+            [study.pk, [r.external_id for r in batch]],
         )
-    )
+        stored = dict(cursor.fetchall())
     new = []
     for record in batch:
         stored_hash = stored.get(record.external_id)
@@ -210,23 +215,47 @@ def _new_records(study: Study, batch: list[ItemRecord], outcome: IngestOutcome) 
                     record.external_id,
                 )
             )
-    # Duplicates found in the database are not written: remove them from the batch
-    # so a retry after a race counts each record once.
-    batch[:] = new
-    return new
+    if outcome.rejected:
+        # Strict mode: this input will be rolled back, so keep checking but stop writing.
+        return
+    sink.write(new)
+    outcome.created += len(new)
 
 
 def _json_text(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-def _copy_items(study: Study, records: list[ItemRecord], ingest_job_id: int | None) -> None:
-    sql = f"COPY {Item._meta.db_table} ({', '.join(COPY_COLUMNS)}) FROM STDIN"
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+class _ItemCopy:
+    """One COPY into the item table, opened on the first row and kept open to the end."""
+
+    SQL = f"COPY {Item._meta.db_table} ({', '.join(COPY_COLUMNS)}) FROM STDIN"
+
+    def __init__(self, study: Study, ingest_job_id: int | None) -> None:
+        self.study_id = study.pk
+        self.ingest_job_id = ingest_job_id
+        self._stack = ExitStack()
+        self._copy = None
+
+    def __enter__(self) -> _ItemCopy:
+        return self
+
+    def __exit__(self, *exc_info) -> bool:
+        # On an exception psycopg aborts the COPY; otherwise this waits for the server.
+        return self._stack.__exit__(*exc_info)
+
+    def write(self, records: list[ItemRecord]) -> None:
+        if not records:
+            return
+        if self._copy is None:
+            cursor = self._stack.enter_context(connection.cursor()).cursor
+            # A queued writer sends on a background thread: formatting and parsing
+            # here overlap with the server storing earlier rows.
+            self._copy = self._stack.enter_context(cursor.copy(self.SQL, writer=QueuedLibpqWriter(cursor)))
         for r in records:
-            copy.write_row(
+            self._copy.write_row(
                 (
-                    study.pk,
+                    self.study_id,
                     r.external_id,
                     r.source_format,
                     r.payload_json.decode(),
@@ -239,7 +268,7 @@ def _copy_items(study: Study, records: list[ItemRecord], ingest_job_id: int | No
                     _json_text(r.gold_label),
                     r.is_probe,
                     r.priority,
-                    ingest_job_id,
+                    self.ingest_job_id,
                 )
             )
 

@@ -21,11 +21,12 @@ logger = logging.getLogger(__name__)
 def run_ingest_job(self, job_id: int) -> None:
     try:
         services.ingest_job_run(job_id=job_id)
-    except (OperationalError, InterfaceError) as exc:
-        # The database went away or restarted: the job's transaction rolled back,
-        # so a retry starts clean. Back off 5, 10, 20, 40, 80 s.
+    except (OperationalError, InterfaceError, services.ConcurrentIngestError) as exc:
+        # The database went away, or another ingest raced us on the same ids: the
+        # job's transaction rolled back, so a retry starts clean (and skips what the
+        # other ingest stored). Back off 5, 10, 20, 40, 80 s.
         if self.request.retries >= self.max_retries:
-            services.ingest_job_fail(job_id=job_id, message=f"Database unavailable: {exc}")
+            services.ingest_job_fail(job_id=job_id, message=f"Gave up after {self.max_retries} retries: {exc}")
             raise
         raise self.retry(exc=exc, countdown=5 * 2**self.request.retries) from exc
     except Exception as exc:

@@ -20,7 +20,7 @@ from reviewapp.studies.models import AuditEvent, IngestToken, Study, hash_token
 
 from .models import IngestJob
 from .parsing import ALL_FORMATS, BodyError, parse_document, parse_jsonl
-from .services import decision_check_for, ingest_job_create, items_ingest
+from .services import ConcurrentIngestError, decision_check_for, ingest_job_create, items_ingest
 
 JSON_TYPES = ("application/json",)
 JSONL_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines", "application/jsonlines")
@@ -145,6 +145,8 @@ def items_create(request: HttpRequest, slug: str) -> JsonResponse:
         outcome = items_ingest(study=study, results=results, skip_invalid=_skip_invalid(request))
     except BodyError as exc:
         raise ApiError(400, str(exc)) from None
+    except ConcurrentIngestError as exc:
+        raise ApiError(409, str(exc)) from None
     if outcome.rejected:
         only_conflicts = all(e.field == "external_id" and "already exists" in e.reason for e in outcome.errors)
         return JsonResponse(outcome.as_dict(), status=409 if only_conflicts else 400)

@@ -41,6 +41,8 @@ class TestItemsApi:
         assert item.payload["messages"][2]["tool_calls"][0]["name"] == "lookup_order"
         assert AuditEvent.objects.filter(study=study, action="ingest.api").exists()
 
+    # Committed between the two sends, as two real requests would be.
+    @pytest.mark.django_db(transaction=True)
     def test_it_is_idempotent_on_external_id(self, client, study, token):
         body = lines(record(external_id="a"), record(external_id="b"))
         post(client, body, token, JSONL)
@@ -50,6 +52,8 @@ class TestItemsApi:
         assert again.json()["duplicates"] == 2
         assert Item.objects.filter(study=study).count() == 2
 
+    # Committed between the two sends, as two real requests would be.
+    @pytest.mark.django_db(transaction=True)
     def test_it_refuses_a_changed_record_under_an_existing_id(self, client, study, token):
         post(client, lines(record(external_id="a")), token, JSONL)
         response = post(client, lines(record(external_id="a", ai_recommendation="reject")), token, JSONL)

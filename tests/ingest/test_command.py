@@ -34,6 +34,8 @@ class TestIngestCommand:
         progress = capsys.readouterr().err
         assert "runs.jsonl" in progress and "100%" in progress
 
+    # Committed between the two sends, as two real requests would be.
+    @pytest.mark.django_db(transaction=True)
     def test_it_reads_gzip_and_skips_what_is_already_there(self, study, tmp_path):
         path = tmp_path / "runs.jsonl.gz"
         with gzip.open(path, "wb") as f:

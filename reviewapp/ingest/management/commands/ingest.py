@@ -15,6 +15,7 @@ from reviewapp.ingest.files import file_kind, parse_file
 from reviewapp.ingest.parsing import ALL_FORMATS, BodyError
 from reviewapp.ingest.services import (
     DEFAULT_BATCH_SIZE,
+    ConcurrentIngestError,
     IngestOutcome,
     decision_check_for,
     ingest_job_create,
@@ -92,7 +93,7 @@ class Command(BaseCommand):
                 batch_size=options["batch_size"],
                 on_batch=on_batch,
             )
-        except BodyError as exc:
+        except (BodyError, ConcurrentIngestError) as exc:
             bar.close()
             self.stderr.write(self.style.ERROR(f"{path}: {exc}"))
             return False
