@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "template_partials",
     "reviewapp.studies",
     "reviewapp.ingest",
+    "reviewapp.queue",
 ]
 
 MIDDLEWARE = [
@@ -115,7 +116,9 @@ if not DEBUG and not TESTING:
         "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
     }
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
 
 # --- Ingest ---------------------------------------------------------------------
 # Bodies of POST /api/studies/<slug>/items above this size get 413; bigger files go

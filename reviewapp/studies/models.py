@@ -50,6 +50,8 @@ class Study(models.Model):
     flag_thresholds = models.JSONField(default=dict, blank=True)
     seed = models.BigIntegerField(default=new_seed)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # Researchers who configure the study and see its results. Superusers see every study.
+    researchers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="researched_studies")
     created_at = models.DateTimeField(db_default=Now())
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -65,6 +67,31 @@ class Study(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    # Which lifecycle moves are allowed, and what each is called on a button.
+    TRANSITIONS = {
+        Status.DRAFT: {Status.RUNNING: "Start"},
+        Status.RUNNING: {Status.PAUSED: "Pause", Status.CLOSED: "Close"},
+        Status.PAUSED: {Status.RUNNING: "Resume", Status.CLOSED: "Close"},
+        Status.CLOSED: {},
+    }
+
+    def allowed_transitions(self) -> dict[str, str]:
+        return self.TRANSITIONS[Study.Status(self.status)]
+
+    @property
+    def accepts_reviews(self) -> bool:
+        return self.status == self.Status.RUNNING
+
+    def has_labels(self) -> bool:
+        return self.labels.exists()
+
+    def has_enrolments(self) -> bool:
+        return self.enrolments.exists()
+
+    def arm_weights(self) -> tuple[list[Arm], list[int]]:
+        arms = list(self.arms.order_by("position", "id"))
+        return arms, [arm.weight for arm in arms]
 
 
 class Arm(models.Model):
@@ -159,3 +186,91 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.action}"
+
+
+class ReviewerProfile(models.Model):
+    """Attributes a study may stratify its randomization on (e.g. experience)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reviewer_profile")
+    attributes = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"profile of {self.user}"
+
+
+class Enrolment(models.Model):
+    """A reviewer in a study, with the arm the server allocated. Written once, never edited."""
+
+    class Source(models.TextChoices):
+        INVITATION = "invitation"
+        ADMIN = "admin"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="enrolments")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrolments")
+    # Null in within-subjects studies: there the arm is chosen per assignment.
+    arm = models.ForeignKey(Arm, null=True, blank=True, on_delete=models.PROTECT, related_name="enrolments")
+    stratum = models.CharField(max_length=100, blank=True)
+    # Everything needed to recompute the allocation: seed, order in the stratum, block.
+    seed = models.BigIntegerField()
+    sequence = models.PositiveIntegerField(help_text="0-based order of enrolment within the stratum.")
+    block_index = models.PositiveIntegerField(null=True, blank=True)
+    block_position = models.PositiveIntegerField(null=True, blank=True)
+    block_size = models.PositiveIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    invitation = models.ForeignKey("Invitation", null=True, blank=True, on_delete=models.SET_NULL)
+    allocated_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["study", "allocated_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "reviewer"], name="enrolment_once_per_study"),
+            models.UniqueConstraint(fields=["study", "stratum", "sequence"], name="enrolment_sequence_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer} in {self.study.slug}"
+
+
+def new_invitation_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Invitation(models.Model):
+    """A link reviewers follow to join a study.
+
+    Unlike ingest tokens it is kept readable, so researchers can copy the link again
+    later: it only lets someone join as a reviewer, and it can be revoked or capped.
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="invitations")
+    label = models.CharField(max_length=100, blank=True, help_text="For you: e.g. 'pilot cohort'.")
+    token = models.CharField(max_length=64, unique=True, default=new_invitation_token, editable=False)
+    # Copied onto the reviewer's profile on joining, e.g. {"experience": "expert"}.
+    attributes = models.JSONField(default=dict, blank=True)
+    max_uses = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: unlimited.")
+    uses = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.label or f"invitation {self.pk}"
+
+    @property
+    def path(self) -> str:
+        return f"/join/{self.token}/"
+
+    def unusable_reason(self) -> str | None:
+        if self.revoked_at is not None:
+            return "This invitation was revoked."
+        if self.expires_at is not None and self.expires_at <= timezone.now():
+            return "This invitation has expired."
+        if self.max_uses is not None and self.uses >= self.max_uses:
+            return "This invitation has been used as many times as it allows."
+        if self.study.status == Study.Status.CLOSED:
+            return "This study is closed."
+        return None

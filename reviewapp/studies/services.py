@@ -1,0 +1,301 @@
+"""Writes that span models for studies: configuration, lifecycle, enrolment, probes.
+
+Every configuration change is checked against the study's locks and written to the
+audit log. Validation failures raise ``StudyRuleError`` with a sentence for the user.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+
+from reviewapp.ingest.models import Item
+
+from .models import Arm, AuditEvent, Enrolment, Invitation, ReviewerProfile, Study
+from .randomization import allocate_reviewer, weights_error
+from .schema import decision_field, schema_errors, value_error
+
+# Fields that define the experiment: changing them after reviewers were allocated or
+# labels were given would mix two designs in one data set.
+DESIGN_FIELDS = ("label_schema", "design", "stratify_by", "overlap_k", "seed")
+
+THREE_ARM_PRESET = [
+    {"name": "control"},
+    {"name": "recommendation", "shows_ai_recommendation": True, "shows_ai_confidence": True},
+    {
+        "name": "recommendation+rationale",
+        "shows_ai_recommendation": True,
+        "shows_ai_rationale": True,
+        "shows_ai_confidence": True,
+    },
+]
+
+
+class StudyRuleError(ValueError):
+    """A configuration or lifecycle change the study's rules do not allow."""
+
+
+def lock_reason(study: Study) -> str | None:
+    """Why arms and design can no longer change, or None while they still can."""
+    if study.has_labels():
+        return "Labels exist, so arms, the label schema and the design are locked."
+    if study.has_enrolments():
+        return "Reviewers have been allocated to arms, so arms and the design are locked."
+    return None
+
+
+def audit(study: Study | None, actor, action: str, **detail: Any) -> None:
+    AuditEvent.objects.create(study=study, actor=actor, action=action, detail=detail)
+
+
+@transaction.atomic
+def study_create(*, actor, fields: dict[str, Any], three_arm_preset: bool) -> Study:
+    study = Study.objects.create(created_by=actor, **fields)
+    study.researchers.add(actor)
+    if three_arm_preset:
+        arms_apply_preset(study=study, actor=actor)
+    audit(study, actor, "study.create", fields=sorted(fields))
+    return study
+
+
+@transaction.atomic
+def study_update(*, study: Study, actor, changes: dict[str, Any]) -> list[str]:
+    """Apply changed fields; return the names changed. Locked fields raise."""
+    changed = [name for name, value in changes.items() if getattr(study, name) != value]
+    locked = [name for name in changed if name in DESIGN_FIELDS]
+    if locked:
+        reason = lock_reason(study)
+        if reason:
+            raise StudyRuleError(f"{reason} Not changed: {', '.join(locked)}.")
+    if not changed:
+        return []
+    before = {name: getattr(study, name) for name in changed}
+    for name in changed:
+        setattr(study, name, changes[name])
+    study.save(update_fields=[*changed, "updated_at"])
+    audit(study, actor, "study.update", before=_jsonable(before), after=_jsonable({n: changes[n] for n in changed}))
+    return changed
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v if isinstance(v, (str, int, float, bool, list, dict, type(None))) else str(v) for k, v in values.items()
+    }
+
+
+def start_problems(study: Study) -> list[str]:
+    """What stops a study from running, as sentences."""
+    problems = [f"Label schema: {e}" for e in schema_errors(study.label_schema)]
+    _arms, weights = study.arm_weights()
+    problem = weights_error(weights)
+    if problem:
+        problems.append(problem)
+    if not study.items.exists():
+        problems.append("The study has no items yet; ingest some transcripts first.")
+    return problems
+
+
+@transaction.atomic
+def study_transition(*, study: Study, actor, to_status: str) -> None:
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    allowed = study.allowed_transitions()
+    if to_status not in allowed:
+        raise StudyRuleError(f"A {study.status} study cannot become {to_status}.")
+    if to_status == Study.Status.RUNNING:
+        problems = start_problems(study)
+        if problems:
+            raise StudyRuleError("Cannot start: " + " ".join(problems))
+    before = study.status
+    study.status = to_status
+    study.save(update_fields=["status", "updated_at"])
+    audit(study, actor, "study.status", before=before, after=to_status)
+
+
+# --- arms -------------------------------------------------------------------------
+
+
+def _check_arms_editable(study: Study) -> None:
+    reason = lock_reason(study)
+    if reason:
+        raise StudyRuleError(reason)
+
+
+@transaction.atomic
+def arms_apply_preset(*, study: Study, actor) -> list[Arm]:
+    """Create the classic three arms: control, recommendation, recommendation + rationale."""
+    _check_arms_editable(study)
+    if study.arms.exists():
+        raise StudyRuleError("The study already has arms; the preset only fills an empty study.")
+    arms = [Arm.objects.create(study=study, position=i, **spec) for i, spec in enumerate(THREE_ARM_PRESET)]
+    audit(study, actor, "arms.preset", arms=[a.name for a in arms])
+    return arms
+
+
+@transaction.atomic
+def arms_save(*, study: Study, actor, arms: list[dict[str, Any]], delete_ids: list[int]) -> None:
+    """Replace the study's arm configuration (from the arms form) in one step."""
+    _check_arms_editable(study)
+    weights = [spec["weight"] for spec in arms]
+    problem = weights_error(weights)
+    if problem:
+        raise StudyRuleError(problem)
+    names = [spec["name"] for spec in arms]
+    if len(set(names)) != len(names):
+        raise StudyRuleError("Two arms have the same name; arm names must be unique within a study.")
+    for spec in arms:
+        if spec.get("reveal") and not spec.get("shows_ai_recommendation"):
+            raise StudyRuleError(f"Arm '{spec['name']}': reveal mode needs the AI recommendation shown.")
+    Arm.objects.filter(study=study, pk__in=delete_ids).delete()
+    for position, spec in enumerate(arms):
+        arm_id = spec.pop("id", None)
+        spec["position"] = position
+        if arm_id:
+            Arm.objects.filter(study=study, pk=arm_id).update(**spec)
+        else:
+            Arm.objects.create(study=study, **spec)
+    audit(study, actor, "arms.save", arms=names, deleted=delete_ids)
+
+
+# --- enrolment --------------------------------------------------------------------
+
+
+def reviewer_stratum(study: Study, reviewer) -> str:
+    if not study.stratify_by:
+        return ""
+    profile = ReviewerProfile.objects.filter(user=reviewer).first()
+    value = (profile.attributes if profile else {}).get(study.stratify_by, "")
+    return str(value)[:100]
+
+
+@transaction.atomic
+def enrolment_create(*, study: Study, reviewer, source: str, actor=None, invitation: Invitation | None = None):
+    """Enrol a reviewer and allocate their arm, once. Returns (enrolment, created)."""
+    # Row lock on the study: allocations in a stratum are numbered one at a time.
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    existing = Enrolment.objects.filter(study=study, reviewer=reviewer).first()
+    if existing:
+        return existing, False
+    if study.status == Study.Status.CLOSED:
+        raise StudyRuleError("This study is closed; it takes no new reviewers.")
+    if reviewer.is_staff:
+        raise StudyRuleError(f"{reviewer.get_username()} is a researcher account; reviewers must be separate accounts.")
+    stratum = reviewer_stratum(study, reviewer)
+    sequence = Enrolment.objects.filter(study=study, stratum=stratum).count()
+    arm = allocation = None
+    if study.design == Study.Design.BETWEEN:
+        arms, weights = study.arm_weights()
+        problem = weights_error(weights)
+        if problem:
+            raise StudyRuleError(problem)
+        allocation = allocate_reviewer(weights, study.seed, stratum, sequence)
+        arm = arms[allocation.arm_index]
+    enrolment = Enrolment.objects.create(
+        study=study,
+        reviewer=reviewer,
+        arm=arm,
+        stratum=stratum,
+        seed=study.seed,
+        sequence=sequence,
+        block_index=allocation.block_index if allocation else None,
+        block_position=allocation.block_position if allocation else None,
+        block_size=allocation.block_size if allocation else None,
+        source=source,
+        invitation=invitation,
+    )
+    audit(
+        study,
+        actor or reviewer,
+        "enrolment.create",
+        reviewer=reviewer.get_username(),
+        arm=arm.name if arm else None,
+        stratum=stratum,
+        sequence=sequence,
+        block=enrolment.block_index,
+    )
+    return enrolment, True
+
+
+@transaction.atomic
+def invitation_accept(*, invitation: Invitation, user):
+    invitation = Invitation.objects.select_for_update().select_related("study").get(pk=invitation.pk)
+    already = Enrolment.objects.filter(study=invitation.study, reviewer=user).first()
+    if already:
+        return already, False
+    reason = invitation.unusable_reason()
+    if reason:
+        raise StudyRuleError(reason)
+    if invitation.attributes:
+        profile, _ = ReviewerProfile.objects.get_or_create(user=user)
+        profile.attributes = {**profile.attributes, **invitation.attributes}
+        profile.save(update_fields=["attributes"])
+    Invitation.objects.filter(pk=invitation.pk).update(uses=F("uses") + 1)
+    return enrolment_create(
+        study=invitation.study, reviewer=user, source=Enrolment.Source.INVITATION, invitation=invitation
+    )
+
+
+# --- gold and probes ---------------------------------------------------------------
+
+
+@transaction.atomic
+def item_set_gold(*, item: Item, gold: Any, actor) -> None:
+    field = decision_field(item.study.label_schema)
+    if gold is not None:
+        problem = value_error(field, gold)
+        if problem:
+            raise StudyRuleError(f"Gold label {problem}.")
+    if item.is_probe and gold == item.ai_recommendation:
+        raise StudyRuleError("This item is a probe: its gold label must differ from the AI recommendation.")
+    if item.labels.exists():
+        raise StudyRuleError("This item already has labels; its gold label can no longer change.")
+    before = item.gold_label
+    item.gold_label = gold
+    item.save(update_fields=["gold_label"])
+    audit(item.study, actor, "item.gold", item=item.external_id, before=before, after=gold)
+
+
+@transaction.atomic
+def probes_generate(*, study: Study, actor) -> int:
+    """Turn gold items into probes until probes make up the study's probe rate.
+
+    A probe's AI recommendation is set deliberately against gold: to another valid
+    value of the decision field, chosen with the study's seed. Only items nobody has
+    been assigned yet are used, so no reviewer saw the item before it changed. The
+    original recommendation is kept in the item's source metadata.
+    """
+    problems = schema_errors(study.label_schema)
+    if problems:
+        raise StudyRuleError("Fix the label schema first: " + " ".join(problems))
+    field = decision_field(study.label_schema)
+    if field["type"] == "interval":
+        raise StudyRuleError("Probes need a nominal or ordinal decision field (a wrong value must be well defined).")
+    total = study.items.count()
+    wanted = round(study.probe_rate * total) - study.items.filter(is_probe=True).count()
+    if wanted <= 0:
+        return 0
+    candidates = list(
+        study.items.select_for_update()
+        .filter(is_probe=False, gold_label__isnull=False, assignments__isnull=True)
+        .order_by("id")
+    )
+    rng = random.Random(f"{study.seed}:probes")
+    rng.shuffle(candidates)
+    made = []
+    for item in candidates[:wanted]:
+        wrong = rng.choice([c for c in field["choices"] if c != item.gold_label])
+        item.source_metadata = {
+            **item.source_metadata,
+            "probe_original": {"ai_recommendation": item.ai_recommendation, "ai_rationale": item.ai_rationale},
+        }
+        item.ai_recommendation = wrong
+        # The ingested rationale argued for the old recommendation; a generated probe
+        # has none rather than one that contradicts it.
+        item.ai_rationale = ""
+        item.is_probe = True
+        item.save(update_fields=["source_metadata", "ai_recommendation", "ai_rationale", "is_probe"])
+        made.append(item.external_id)
+    audit(study, actor, "probes.generate", count=len(made), items=made[:100])
+    return len(made)
