@@ -1,13 +1,32 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from reviewapp.studies import views as study_views
 
+study = "studies/<slug:slug>/"
 urlpatterns = [
     path("", study_views.home, name="home"),
-    path("studies/<slug:slug>/", study_views.study_detail, name="study-detail"),
+    path("studies/new/", study_views.study_create, name="study-create"),
+    path(study, study_views.study_detail, name="study-detail"),
+    path(study + "settings/", study_views.study_settings, name="study-settings"),
+    path(study + "status/", study_views.study_transition, name="study-transition"),
+    path(study + "arms/", study_views.study_arms, name="study-arms"),
+    path(study + "arms/preset/", study_views.study_arms_preset, name="study-arms-preset"),
+    path(study + "reviewers/", study_views.study_reviewers, name="study-reviewers"),
+    path(study + "invitations/<int:invitation_id>/revoke/", study_views.invitation_revoke, name="invitation-revoke"),
+    path(study + "items/", study_views.study_items, name="study-items"),
+    path(study + "items/<int:item_id>/gold/", study_views.item_gold, name="item-gold"),
+    path(study + "probes/", study_views.probes_generate, name="probes-generate"),
+    path(study + "audit/", study_views.study_audit, name="study-audit"),
+    path("join/<str:token>/", study_views.join, name="join"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("admin/", admin.site.urls),
     path("", include("reviewapp.ingest.urls")),
 ]
 
+handler403 = "reviewapp.studies.views.forbidden"
 handler404 = "reviewapp.studies.views.not_found"

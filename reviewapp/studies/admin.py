@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from .models import Arm, AuditEvent, IngestToken, Study
+from .models import Arm, AuditEvent, Enrolment, IngestToken, Invitation, ReviewerProfile, Study
 
 
 class ArmInline(admin.TabularInline):
@@ -53,3 +53,30 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Enrolment)
+class EnrolmentAdmin(admin.ModelAdmin):
+    # Allocations are made by the server once; the admin shows them, never edits them.
+    list_display = ["reviewer", "study", "arm", "stratum", "sequence", "block_index", "source", "allocated_at"]
+    list_filter = ["study", "arm", "source"]
+    readonly_fields = [f.name for f in Enrolment._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["study", "label", "uses", "max_uses", "expires_at", "revoked_at", "created_at"]
+    list_filter = ["study"]
+    readonly_fields = ["token", "uses", "created_at"]
+
+
+@admin.register(ReviewerProfile)
+class ReviewerProfileAdmin(admin.ModelAdmin):
+    list_display = ["user", "attributes"]
+    search_fields = ["user__username"]

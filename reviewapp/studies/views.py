@@ -1,27 +1,62 @@
-"""Researcher pages. Issue-level scope for now: the study list and a study's ingest status."""
+"""Study pages: thin views (access check, form, one service call, render)."""
 
 from __future__ import annotations
 
-from django.contrib.admin.views.decorators import staff_member_required
-from django.db.models import Count
+from collections import Counter
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.forms import UserCreationForm
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Count, Q
+from django.db.models.fields.json import KeyTextTransform
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from reviewapp.ingest.models import IngestJob
+from reviewapp.ingest.models import IngestJob, Item
 
-from .models import Study
+from . import services
+from .access import is_researcher, researcher_required, researcher_studies, researcher_study_or_404
+from .forms import ArmFormSet, EnrolForm, GoldForm, InvitationForm, StudyCreateForm, StudyForm
+from .models import AuditEvent, Enrolment, Invitation, Study
+from .schema import decision_field, schema_errors
+
+ITEMS_PER_PAGE = 50
+AUDIT_PER_PAGE = 50
 
 
-@staff_member_required
 def home(request: HttpRequest) -> HttpResponse:
-    studies = Study.objects.annotate(item_count=Count("items")).order_by("-created_at")
-    return render(request, "studies/home.html", {"studies": studies})
+    if not request.user.is_authenticated:
+        return redirect("login")
+    if is_researcher(request.user):
+        studies = researcher_studies(request.user).annotate(
+            item_count=Count("items", distinct=True), reviewer_count=Count("enrolments", distinct=True)
+        )
+        return render(request, "studies/home.html", {"studies": studies.order_by("-created_at")})
+    enrolments = Enrolment.objects.filter(reviewer=request.user).select_related("study").order_by("-allocated_at")
+    return render(request, "studies/reviewer_home.html", {"enrolments": enrolments})
 
 
-@staff_member_required
+@researcher_required
+def study_create(request: HttpRequest) -> HttpResponse:
+    form = StudyCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        fields = {name: form.cleaned_data[name] for name in StudyForm.Meta.fields}
+        study = services.study_create(
+            actor=request.user, fields=fields, three_arm_preset=form.cleaned_data["three_arm_preset"]
+        )
+        messages.success(request, f"Study '{study.title}' created as a draft.")
+        return redirect("study-detail", study.slug)
+    return render(request, "studies/study_form.html", {"form": form, "creating": True})
+
+
+@researcher_required
 def study_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    study = get_object_or_404(Study, slug=slug)
+    study = researcher_study_or_404(request.user, slug)
     jobs = list(IngestJob.objects.filter(study=study)[:10])
     context = {
         "study": study,
@@ -31,16 +66,279 @@ def study_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "probe_count": study.items.filter(is_probe=True).count(),
         "arms": study.arms.all(),
         "jobs": jobs,
+        "balance": arm_balance(study),
+        "transitions": study.allowed_transitions().items(),
+        "start_problems": services.start_problems(study) if study.status == Study.Status.DRAFT else [],
+        "lock_reason": services.lock_reason(study),
     }
     if request.htmx and request.GET.get("part") == "jobs":
+        response = render(request, "studies/study_detail.html#jobs", context)
         if all(job.is_finished for job in jobs):
             # Stop polling once nothing is moving; the final state is in this response.
-            response = render(request, "studies/study_detail.html#jobs", context)
             response.status_code = HttpResponseStopPolling.status_code
-            return response
-        return render(request, "studies/study_detail.html#jobs", context)
+        return response
     return render(request, "studies/study_detail.html", context)
+
+
+def arm_balance(study: Study) -> dict:
+    """Reviewers per arm and stratum, against each arm's target share."""
+    arms, weights = study.arm_weights()
+    total_weight = sum(weights) or 1
+    counts = Counter(study.enrolments.values_list("stratum", "arm_id"))
+    strata = sorted({stratum for stratum, _ in counts}) or [""]
+    rows = []
+    for arm, weight in zip(arms, weights, strict=True):
+        cells = []
+        for stratum in strata:
+            in_stratum = sum(n for (s, _), n in counts.items() if s == stratum)
+            cells.append({"n": counts[(stratum, arm.pk)], "target": round(in_stratum * weight / total_weight, 1)})
+        rows.append({"arm": arm, "share": round(100 * weight / total_weight), "cells": cells})
+    return {"strata": strata, "rows": rows, "total": sum(counts.values())}
+
+
+@researcher_required
+def study_settings(request: HttpRequest, slug: str) -> HttpResponse:
+    study = researcher_study_or_404(request.user, slug)
+    reason = services.lock_reason(study)
+    form = StudyForm(request.POST or None, instance=study, locked_reason=reason)
+    if request.method == "POST" and form.is_valid():
+        changes = {name: form.cleaned_data[name] for name in form.changed_data if name in StudyForm.Meta.fields}
+        # The form already wrote cleaned values onto the instance; reload so the
+        # service compares against what is stored.
+        study.refresh_from_db()
+        try:
+            changed = services.study_update(study=study, actor=request.user, changes=changes)
+        except services.StudyRuleError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Saved: {', '.join(changed)}." if changed else "Nothing changed.")
+            return redirect("study-detail", study.slug)
+    return render(request, "studies/study_form.html", {"form": form, "study": study, "lock_reason": reason})
+
+
+@researcher_required
+@require_POST
+def study_transition(request: HttpRequest, slug: str) -> HttpResponse:
+    study = researcher_study_or_404(request.user, slug)
+    try:
+        services.study_transition(study=study, actor=request.user, to_status=request.POST.get("to", ""))
+    except services.StudyRuleError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Study is now {request.POST['to']}.")
+    return redirect("study-detail", study.slug)
+
+
+@researcher_required
+def study_arms(request: HttpRequest, slug: str) -> HttpResponse:
+    study = researcher_study_or_404(request.user, slug)
+    reason = services.lock_reason(study)
+    formset = ArmFormSet(request.POST or None, queryset=study.arms.all(), prefix="arms")
+    if request.method == "POST" and not reason and formset.is_valid():
+        arms, delete_ids = [], []
+        for form in formset.forms:
+            if form.instance.pk and form.cleaned_data.get("DELETE"):
+                delete_ids.append(form.instance.pk)
+            elif form.instance.pk or form.has_changed():
+                spec = {k: v for k, v in form.cleaned_data.items() if k in form.Meta.fields}
+                arms.append({**spec, "id": form.instance.pk})
+        try:
+            services.arms_save(study=study, actor=request.user, arms=arms, delete_ids=delete_ids)
+        except services.StudyRuleError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, "Arms saved.")
+            return redirect("study-arms", study.slug)
+    return render(request, "studies/arms.html", {"study": study, "formset": formset, "lock_reason": reason})
+
+
+@researcher_required
+@require_POST
+def study_arms_preset(request: HttpRequest, slug: str) -> HttpResponse:
+    study = researcher_study_or_404(request.user, slug)
+    try:
+        services.arms_apply_preset(study=study, actor=request.user)
+    except services.StudyRuleError as exc:
+        messages.error(request, str(exc))
+    return redirect("study-arms", study.slug)
+
+
+@researcher_required
+def study_reviewers(request: HttpRequest, slug: str) -> HttpResponse:
+    study = researcher_study_or_404(request.user, slug)
+    enrol_form = EnrolForm(prefix="enrol")
+    invite_form = InvitationForm(prefix="invite")
+    if request.method == "POST" and "enrol-usernames" in request.POST:
+        enrol_form = EnrolForm(request.POST, prefix="enrol")
+        if enrol_form.is_valid():
+            done = _enrol_all(request, study, enrol_form.cleaned_data["usernames"])
+            if done:
+                return redirect("study-reviewers", study.slug)
+    elif request.method == "POST":
+        invite_form = InvitationForm(request.POST, prefix="invite")
+        if invite_form.is_valid():
+            data = invite_form.cleaned_data
+            attributes = (
+                {study.stratify_by: data["stratum_value"]} if study.stratify_by and data["stratum_value"] else {}
+            )
+            invitation = Invitation.objects.create(
+                study=study,
+                label=data["label"],
+                max_uses=data["max_uses"],
+                attributes=attributes,
+                created_by=request.user,
+            )
+            services.audit(study, request.user, "invitation.create", invitation=invitation.pk, label=invitation.label)
+            messages.success(request, "Invitation link created.")
+            return redirect("study-reviewers", study.slug)
+    context = {
+        "study": study,
+        "enrolments": study.enrolments.select_related("reviewer", "arm").order_by("allocated_at"),
+        "invitations": study.invitations.all(),
+        "enrol_form": enrol_form,
+        "invite_form": invite_form,
+        "balance": arm_balance(study),
+        "site": request.build_absolute_uri("/").rstrip("/"),
+    }
+    return render(request, "studies/reviewers.html", context)
+
+
+def _enrol_all(request: HttpRequest, study: Study, users) -> bool:
+    problems = []
+    for user in users:
+        try:
+            enrolment, created = services.enrolment_create(
+                study=study, reviewer=user, source=Enrolment.Source.ADMIN, actor=request.user
+            )
+        except services.StudyRuleError as exc:
+            problems.append(f"{user.get_username()}: {exc}")
+            continue
+        arm = enrolment.arm.name if enrolment.arm else "per assignment"
+        verb = "enrolled in arm" if created else "was already in arm"
+        messages.success(request, f"{user.get_username()} {verb} {arm}.")
+    for problem in problems:
+        messages.error(request, problem)
+    return not problems
+
+
+@researcher_required
+@require_POST
+def invitation_revoke(request: HttpRequest, slug: str, invitation_id: int) -> HttpResponse:
+    study = researcher_study_or_404(request.user, slug)
+    invitation = get_object_or_404(Invitation, study=study, pk=invitation_id)
+    if invitation.revoked_at is None:
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at"])
+        services.audit(study, request.user, "invitation.revoke", invitation=invitation.pk)
+    return redirect("study-reviewers", study.slug)
+
+
+@researcher_required
+def study_items(request: HttpRequest, slug: str) -> HttpResponse:
+    study = researcher_study_or_404(request.user, slug)
+    items = study.items.order_by("-priority", "id")
+    shown = request.GET.get("show", "all")
+    filters = {"gold": Q(gold_label__isnull=False), "probes": Q(is_probe=True), "no-gold": Q(gold_label__isnull=True)}
+    if shown in filters:
+        items = items.filter(filters[shown])
+    # The title only, not whole payloads: a page of transcripts would be megabytes.
+    items = items.annotate(title=KeyTextTransform("title", "payload")).defer("payload", "source_metadata")
+    page = Paginator(items, ITEMS_PER_PAGE)
+    context = {
+        "study": study,
+        "page": page.get_page(request.GET.get("page")),
+        "shown": shown,
+        "choices": _decision_choices(study),
+    }
+    return render(request, "studies/items.html", context)
+
+
+def _decision_choices(study: Study) -> list:
+    if schema_errors(study.label_schema):
+        return []
+    return decision_field(study.label_schema).get("choices", [])
+
+
+@researcher_required
+@require_POST
+def item_gold(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+    study = researcher_study_or_404(request.user, slug)
+    item = get_object_or_404(Item, study=study, pk=item_id)
+    form = GoldForm(request.POST)
+    if form.is_valid():
+        gold = form.cleaned_data["gold_label"] or None
+        if gold is not None and decision_field(study.label_schema)["type"] == "interval":
+            try:
+                gold = float(gold)
+            except ValueError:
+                gold = form.cleaned_data["gold_label"]
+        try:
+            services.item_set_gold(item=item, gold=gold, actor=request.user)
+        except services.StudyRuleError as exc:
+            messages.error(request, f"{item.external_id}: {exc}")
+        else:
+            messages.success(request, f"{item.external_id}: gold label {'set to ' + str(gold) if gold else 'cleared'}.")
+    return redirect(request.POST.get("next") or f"/studies/{study.slug}/items/")
+
+
+@researcher_required
+@require_POST
+def probes_generate(request: HttpRequest, slug: str) -> HttpResponse:
+    study = researcher_study_or_404(request.user, slug)
+    try:
+        made = services.probes_generate(study=study, actor=request.user)
+    except services.StudyRuleError as exc:
+        messages.error(request, str(exc))
+    else:
+        if made:
+            messages.success(request, f"{made} probes generated.")
+        else:
+            messages.info(
+                request,
+                "No probes generated: the study already has its share of probes, or no unassigned gold items are "
+                "left to turn into probes (mark gold labels first).",
+            )
+    return redirect("study-items", study.slug)
+
+
+@researcher_required
+def study_audit(request: HttpRequest, slug: str) -> HttpResponse:
+    study = researcher_study_or_404(request.user, slug)
+    events = AuditEvent.objects.filter(study=study).select_related("actor")
+    page = Paginator(events, AUDIT_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "studies/audit.html", {"study": study, "page": page})
+
+
+def join(request: HttpRequest, token: str) -> HttpResponse:
+    """An invitation link: sign up or log in, then confirm to join the study."""
+    invitation = Invitation.objects.select_related("study").filter(token=token).first()
+    if invitation is None:
+        return render(request, "studies/join.html", {"problem": "This invitation link is not valid."}, status=404)
+    study = invitation.study
+    problem = invitation.unusable_reason()
+    signup = UserCreationForm(request.POST or None) if not request.user.is_authenticated else None
+    if request.method == "POST" and problem is None:
+        if signup is not None and not signup.is_valid():
+            return render(request, "studies/join.html", {"invitation": invitation, "study": study, "signup": signup})
+        try:
+            # An account is only created together with its enrolment.
+            with transaction.atomic():
+                user = signup.save() if signup is not None else request.user
+                services.invitation_accept(invitation=invitation, user=user)
+        except services.StudyRuleError as exc:
+            problem = str(exc)
+        else:
+            if signup is not None:
+                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, f"You have joined '{study.title}'.")
+            return redirect("home")
+    context = {"invitation": invitation, "study": study, "signup": signup, "problem": problem}
+    return render(request, "studies/join.html", context, status=410 if problem else 200)
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return render(request, "404.html", {"path": request.path}, status=404)
+
+
+def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return render(request, "403.html", {"path": request.path, "reason": str(exception or "")}, status=403)

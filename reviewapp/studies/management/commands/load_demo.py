@@ -13,7 +13,8 @@ from django.core.management.base import BaseCommand
 
 from reviewapp.ingest.files import parse_file
 from reviewapp.ingest.services import decision_check_for, items_ingest
-from reviewapp.studies.models import Arm, Study
+from reviewapp.studies.models import Invitation, Study
+from reviewapp.studies.services import arms_apply_preset
 
 DEMO_SLUG = "agent-actions-demo"
 DEMO_FILES = [
@@ -23,20 +24,6 @@ DEMO_FILES = [
     "formats/otel.json",
     "formats/inspect.json",
 ]
-# The classic three arms of the HBS design: control, recommendation only,
-# recommendation plus narrative rationale.
-THREE_ARMS = [
-    {"name": "control"},
-    {"name": "recommendation", "shows_ai_recommendation": True, "shows_ai_confidence": True},
-    {
-        "name": "recommendation+rationale",
-        "shows_ai_recommendation": True,
-        "shows_ai_rationale": True,
-        "shows_ai_confidence": True,
-    },
-]
-
-
 class Command(BaseCommand):
     help = "Create the demo study, its three arms, an admin user and the demo transcripts."
 
@@ -52,9 +39,10 @@ class Command(BaseCommand):
                 "seed": 20261123,
             },
         )
+        admin = self._ensure_admin()
         if created:
-            for position, arm in enumerate(THREE_ARMS):
-                Arm.objects.create(study=study, position=position, **arm)
+            arms_apply_preset(study=study, actor=admin)
+            study.researchers.add(admin)
         for name in DEMO_FILES:
             path = settings.BASE_DIR / "fixtures" / name
             if not path.exists():
@@ -66,18 +54,23 @@ class Command(BaseCommand):
             self.stdout.write(f"{name}: {outcome.summary()}")
             for error in outcome.errors[:5]:
                 self.stderr.write(f"  {error}")
-        self._ensure_admin()
+        invitation = study.invitations.filter(revoked_at__isnull=True).first() or Invitation.objects.create(
+            study=study, label="demo reviewers", created_by=admin
+        )
+        self.stdout.write(f"Reviewers join the demo study at http://127.0.0.1:8000{invitation.path}")
 
-    def _ensure_admin(self) -> None:
+    def _ensure_admin(self):
         User = get_user_model()
-        if User.objects.filter(username="admin").exists():
+        existing = User.objects.filter(username="admin").first()
+        if existing:
             self.stdout.write("Admin user 'admin' already exists.")
-            return
+            return existing
         password = secrets.token_urlsafe(9)
-        User.objects.create_superuser("admin", "admin@example.org", password)
+        admin = User.objects.create_superuser("admin", "admin@example.org", password)
         credentials = settings.BASE_DIR / "var" / "demo-admin-password.txt"
         credentials.parent.mkdir(parents=True, exist_ok=True)
         credentials.write_text(password + "\n")
         credentials.chmod(0o600)
         message = f"Created admin user 'admin' with password {password} (saved in {credentials})."
         self.stdout.write(self.style.SUCCESS(message))
+        return admin

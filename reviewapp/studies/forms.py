@@ -1,0 +1,144 @@
+"""Plain forms for study configuration. Rules that span models live in services.py."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib.auth import get_user_model
+
+from .models import Arm, Study
+from .schema import schema_errors
+from .services import DESIGN_FIELDS
+
+DEFAULT_FLAG_THRESHOLDS = {
+    # A reviewer is flagged only when two or more of these are crossed (DESIGN.md).
+    "probe_agree_max": 0.5,
+    "discrimination_gap_min": 0.1,
+    "fast_share_max": 0.3,
+    "streak_ratio_max": 2.0,
+    "entropy_min": 0.3,
+    "evidence_opened_min": 0.2,
+}
+
+
+class PrettyJSONField(forms.JSONField):
+    def prepare_value(self, value):
+        if isinstance(value, str):
+            return value
+        return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+class StudyForm(forms.ModelForm):
+    label_schema = PrettyJSONField(
+        widget=forms.Textarea(attrs={"rows": 14, "class": "mono"}),
+        help_text='Fields of type nominal / ordinal (with "choices") or interval (with "min", "max"); exactly one '
+        'has "decision": true. Optional "confidence": true and "comment": true.',
+    )
+    flag_thresholds = PrettyJSONField(
+        widget=forms.Textarea(attrs={"rows": 8, "class": "mono"}),
+        required=False,
+        help_text="Rubber-stamp thresholds; a reviewer is flagged when two or more are crossed.",
+    )
+    overlap_k = forms.IntegerField(min_value=1, max_value=50, label="Overlap k (reviewers per item)")
+    lease_seconds = forms.IntegerField(min_value=30, max_value=24 * 3600, label="Lease length (seconds)")
+    probe_rate = forms.FloatField(min_value=0, max_value=1, help_text="Share of items turned into probes, 0 to 1.")
+    reading_wpm = forms.IntegerField(min_value=50, max_value=2000, label="Reading-speed floor (words per minute)")
+
+    class Meta:
+        model = Study
+        fields = [
+            "title",
+            "slug",
+            "instructions",
+            "label_schema",
+            "design",
+            "stratify_by",
+            "overlap_k",
+            "lease_seconds",
+            "probe_rate",
+            "reading_wpm",
+            "flag_thresholds",
+            "seed",
+        ]
+        widgets = {"instructions": forms.Textarea(attrs={"rows": 6})}
+
+    def __init__(self, *args, locked_reason: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.instance.pk:
+            self.initial.setdefault("flag_thresholds", DEFAULT_FLAG_THRESHOLDS)
+        else:
+            # The slug is in every URL and token scope; it does not change.
+            self.fields["slug"].disabled = True
+        if locked_reason:
+            for name in DESIGN_FIELDS:
+                self.fields[name].disabled = True
+                self.fields[name].help_text = locked_reason
+
+    def clean_label_schema(self):
+        schema = self.cleaned_data["label_schema"]
+        errors = schema_errors(schema)
+        if errors:
+            raise forms.ValidationError(errors)
+        return schema
+
+    def clean_flag_thresholds(self):
+        thresholds = self.cleaned_data.get("flag_thresholds") or {}
+        if not isinstance(thresholds, dict):
+            raise forms.ValidationError("Thresholds must be a JSON object of name: number.")
+        bad = [k for k, v in thresholds.items() if isinstance(v, bool) or not isinstance(v, (int, float))]
+        if bad:
+            raise forms.ValidationError(f"Thresholds must be numbers; not: {', '.join(bad)}.")
+        return thresholds
+
+
+class StudyCreateForm(StudyForm):
+    three_arm_preset = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Create the classic three arms (control, recommendation, recommendation + rationale)",
+    )
+
+
+class ArmForm(forms.ModelForm):
+    weight = forms.IntegerField(min_value=0, max_value=100)
+
+    class Meta:
+        model = Arm
+        fields = ["name", "weight", "shows_ai_recommendation", "shows_ai_rationale", "shows_ai_confidence", "reveal"]
+        labels = {
+            "shows_ai_recommendation": "Recommendation",
+            "shows_ai_rationale": "Rationale",
+            "shows_ai_confidence": "Confidence",
+            "reveal": "Reveal mode",
+        }
+
+
+ArmFormSet = forms.modelformset_factory(Arm, form=ArmForm, extra=1, can_delete=True)
+
+
+class EnrolForm(forms.Form):
+    usernames = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One username per line (existing reviewer accounts).",
+    )
+
+    def clean_usernames(self):
+        names = [line.strip() for line in self.cleaned_data["usernames"].splitlines() if line.strip()]
+        users = {u.get_username(): u for u in get_user_model().objects.filter(username__in=names)}
+        missing = [n for n in names if n not in users]
+        if missing:
+            raise forms.ValidationError(f"No such accounts: {', '.join(missing)}.")
+        return [users[n] for n in names]
+
+
+class InvitationForm(forms.Form):
+    label = forms.CharField(max_length=100, required=False, help_text="For you, e.g. 'pilot cohort'.")
+    max_uses = forms.IntegerField(min_value=1, required=False, help_text="Empty: unlimited.")
+    stratum_value = forms.CharField(
+        max_length=100, required=False, help_text="Value of the stratification attribute for everyone joining here."
+    )
+
+
+class GoldForm(forms.Form):
+    gold_label = forms.CharField(max_length=200, required=False, help_text="Empty clears the gold label.")

@@ -1,0 +1,12 @@
+from django import template
+from django.utils.safestring import mark_safe
+
+from reviewapp.rendering import markdown_to_safe_html
+
+register = template.Library()
+
+
+@register.filter
+def markdown(text: str) -> str:
+    # Safe to mark: the HTML comes out of nh3's allowlist sanitizer (see rendering.py).
+    return mark_safe(markdown_to_safe_html(text))  # noqa: S308
