@@ -108,10 +108,15 @@ class Arm(models.Model):
     class Meta:
         ordering = ["study", "position", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["study", "name"], name="arm_name_unique_per_study"),
+            models.UniqueConstraint(
+                fields=["study", "name"],
+                name="arm_name_unique_per_study",
+                violation_error_message="Arm names must be unique within a study.",
+            ),
             models.CheckConstraint(
                 condition=Q(reveal=False) | Q(shows_ai_recommendation=True),
                 name="arm_reveal_shows_recommendation",
+                violation_error_message="Reveal mode needs the AI recommendation shown.",
             ),
         ]
 

@@ -10,7 +10,7 @@ import random
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 
 from reviewapp.ingest.models import Item
 
@@ -276,9 +276,12 @@ def probes_generate(*, study: Study, actor) -> int:
     wanted = round(study.probe_rate * total) - study.items.filter(is_probe=True).count()
     if wanted <= 0:
         return 0
+    from reviewapp.queue.models import Assignment
+
+    assigned = Assignment.objects.filter(item=OuterRef("pk"))
     candidates = list(
         study.items.select_for_update()
-        .filter(is_probe=False, gold_label__isnull=False, assignments__isnull=True)
+        .filter(~Exists(assigned), is_probe=False, gold_label__isnull=False)
         .order_by("id")
     )
     rng = random.Random(f"{study.seed}:probes")

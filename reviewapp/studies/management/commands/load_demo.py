@@ -24,6 +24,8 @@ DEMO_FILES = [
     "formats/otel.json",
     "formats/inspect.json",
 ]
+
+
 class Command(BaseCommand):
     help = "Create the demo study, its three arms, an admin user and the demo transcripts."
 
