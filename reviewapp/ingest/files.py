@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -58,3 +59,16 @@ def _lines_with_progress(stream, raw, on_bytes: Callable[[int], None] | None) ->
         yield line
     if on_bytes:
         on_bytes(raw.tell())
+
+
+def new_upload_path(original_name: str) -> Path:
+    """Where an uploaded file waits for the worker: our own name, the original's format suffixes.
+
+    The client's file name is only a label, never part of a path.
+    """
+    from django.conf import settings
+
+    upload_dir = Path(settings.UPLOAD_DIR)
+    upload_dir.mkdir(parents=True, exist_ok=True)
+    kept = "".join(s for s in Path(original_name).suffixes[-2:] if s.lower() in (".json", ".gz", *JSONL_SUFFIXES))
+    return upload_dir / f"{uuid.uuid4().hex}{kept}"

@@ -7,9 +7,6 @@ GET  /api/studies/<slug>/uploads/<id>     that job's progress and result
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
-
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
@@ -18,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from reviewapp.studies.models import AuditEvent, IngestToken, Study, hash_token
 
+from .files import new_upload_path
 from .models import IngestJob
 from .parsing import ALL_FORMATS, BodyError, parse_document, parse_jsonl
 from .services import ConcurrentIngestError, decision_check_for, ingest_job_create, items_ingest
@@ -168,10 +166,7 @@ def uploads_create(request: HttpRequest, slug: str) -> JsonResponse:
     hint = _format_hint(request)
     limit = settings.INGEST_MAX_UPLOAD_BYTES
     _check_declared_length(request, limit)
-    upload_dir = Path(settings.UPLOAD_DIR)
-    upload_dir.mkdir(parents=True, exist_ok=True)
-    # Our own name: the client's filename is only a label, never a path.
-    stored = upload_dir / f"{uuid.uuid4().hex}.{kind}"
+    stored = new_upload_path(f"upload.{kind}")
     size = 0
     try:
         with open(stored, "wb") as out:

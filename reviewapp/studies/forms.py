@@ -66,7 +66,10 @@ class StudyForm(forms.ModelForm):
     def __init__(self, *args, locked_reason: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         if not self.instance.pk:
-            self.initial.setdefault("flag_thresholds", DEFAULT_FLAG_THRESHOLDS)
+            # A ModelForm for a new object starts empty; start from the model's defaults.
+            for name in self.Meta.fields:
+                self.initial.setdefault(name, getattr(self.instance, name))
+            self.initial["flag_thresholds"] = self.initial.get("flag_thresholds") or DEFAULT_FLAG_THRESHOLDS
         else:
             # The slug is in every URL and token scope; it does not change.
             self.fields["slug"].disabled = True
@@ -142,3 +145,16 @@ class InvitationForm(forms.Form):
 
 class GoldForm(forms.Form):
     gold_label = forms.CharField(max_length=200, required=False, help_text="Empty clears the gold label.")
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField(help_text=".jsonl / .ndjson (one record per line) or .json (a document), optionally .gz")
+    format = forms.ChoiceField(
+        choices=[("", "detect / per record")] + [(f, f) for f in ("native", "openai", "anthropic", "otel", "inspect")],
+        required=False,
+    )
+    skip_invalid = forms.BooleanField(required=False, label="Import valid records even if some are invalid")
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="Who uses it, e.g. 'eval pipeline'.")

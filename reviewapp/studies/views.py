@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.forms import UserCreationForm
@@ -17,12 +18,24 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from reviewapp.ingest.files import file_kind, new_upload_path
 from reviewapp.ingest.models import IngestJob, Item
+from reviewapp.ingest.parsing import BodyError
+from reviewapp.ingest.services import ingest_job_create
 
 from . import services
 from .access import is_researcher, researcher_required, researcher_studies, researcher_study_or_404
-from .forms import ArmFormSet, EnrolForm, GoldForm, InvitationForm, StudyCreateForm, StudyForm
-from .models import AuditEvent, Enrolment, Invitation, Study
+from .forms import (
+    ArmFormSet,
+    EnrolForm,
+    GoldForm,
+    InvitationForm,
+    StudyCreateForm,
+    StudyForm,
+    TokenForm,
+    UploadForm,
+)
+from .models import AuditEvent, Enrolment, IngestToken, Invitation, Study
 from .schema import decision_field, schema_errors
 
 ITEMS_PER_PAGE = 50
@@ -70,6 +83,9 @@ def study_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "transitions": study.allowed_transitions().items(),
         "start_problems": services.start_problems(study) if study.status == Study.Status.DRAFT else [],
         "lock_reason": services.lock_reason(study),
+        "upload_form": UploadForm(),
+        "token_form": TokenForm(),
+        "tokens": study.ingest_tokens.order_by("-created_at"),
     }
     if request.htmx and request.GET.get("part") == "jobs":
         response = render(request, "studies/study_detail.html#jobs", context)
@@ -78,6 +94,64 @@ def study_detail(request: HttpRequest, slug: str) -> HttpResponse:
             response.status_code = HttpResponseStopPolling.status_code
         return response
     return render(request, "studies/study_detail.html", context)
+
+
+@researcher_required
+@require_POST
+def study_upload(request: HttpRequest, slug: str) -> HttpResponse:
+    """Upload a transcript file; a Celery worker ingests it while the page shows progress."""
+    study = researcher_study_or_404(request.user, slug)
+    form = UploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        messages.error(request, "Choose a file to upload.")
+        return redirect("study-detail", study.slug)
+    upload = form.cleaned_data["file"]
+    try:
+        file_kind(upload.name)
+    except BodyError as exc:
+        messages.error(request, str(exc))
+        return redirect("study-detail", study.slug)
+    if upload.size > settings.INGEST_MAX_UPLOAD_BYTES:
+        messages.error(request, f"{upload.name} is larger than the {settings.INGEST_MAX_UPLOAD_BYTES:,}-byte limit.")
+        return redirect("study-detail", study.slug)
+    stored = new_upload_path(upload.name)
+    with open(stored, "wb") as out:
+        for chunk in upload.chunks():
+            out.write(chunk)
+    ingest_job_create(
+        study=study,
+        stored_path=stored,
+        filename=upload.name,
+        format_hint=form.cleaned_data["format"],
+        skip_invalid=form.cleaned_data["skip_invalid"],
+        created_by=request.user,
+    )
+    messages.success(request, f"{upload.name} uploaded; it is being ingested in the background.")
+    return redirect("study-detail", study.slug)
+
+
+@researcher_required
+@require_POST
+def token_create(request: HttpRequest, slug: str) -> HttpResponse:
+    study = researcher_study_or_404(request.user, slug)
+    form = TokenForm(request.POST)
+    if form.is_valid():
+        token, plaintext = IngestToken.issue(study=study, name=form.cleaned_data["name"], created_by=request.user)
+        services.audit(study, request.user, "token.issue", token=token.display_prefix)
+        messages.warning(request, f"Ingest token '{token.name}' (shown once, copy it now): {plaintext}")
+    return redirect("study-detail", study.slug)
+
+
+@researcher_required
+@require_POST
+def token_revoke(request: HttpRequest, slug: str, token_id: int) -> HttpResponse:
+    study = researcher_study_or_404(request.user, slug)
+    token = get_object_or_404(IngestToken, study=study, pk=token_id)
+    if token.is_active:
+        token.revoke()
+        services.audit(study, request.user, "token.revoke", token=token.display_prefix)
+        messages.success(request, f"Token '{token.name}' revoked.")
+    return redirect("study-detail", study.slug)
 
 
 def arm_balance(study: Study) -> dict:

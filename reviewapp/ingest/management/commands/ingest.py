@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import shutil
 import sys
-import uuid
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from reviewapp.ingest.files import file_kind, parse_file
+from reviewapp.ingest.files import file_kind, new_upload_path, parse_file
 from reviewapp.ingest.parsing import ALL_FORMATS, BodyError
 from reviewapp.ingest.services import (
     DEFAULT_BATCH_SIZE,
@@ -112,10 +111,8 @@ class Command(BaseCommand):
         return not outcome.rejected
 
     def _enqueue(self, study: Study, path: Path, options) -> None:
-        upload_dir = Path(settings.UPLOAD_DIR)
-        upload_dir.mkdir(parents=True, exist_ok=True)
         # The worker may run elsewhere and the caller may delete the file: copy it.
-        stored = upload_dir / f"{uuid.uuid4().hex}{''.join(path.suffixes[-2:])}"
+        stored = new_upload_path(path.name)
         shutil.copyfile(path, stored)
         job = ingest_job_create(
             study=study,
