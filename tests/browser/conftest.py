@@ -20,6 +20,8 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"No Chromium at {CHROMIUM}: CI must run the browser tests (.ci/run installs it).")
         pytest.skip(
             f"No Chromium at {CHROMIUM}: install Debian's 'chromium' package (CI's .ci/run does) or set CHROMIUM_PATH"
         )
