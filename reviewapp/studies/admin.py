@@ -14,6 +14,8 @@ class StudyAdmin(admin.ModelAdmin):
     list_filter = ["status", "design"]
     search_fields = ["slug", "title"]
     prepopulated_fields = {"slug": ["title"]}
+    # Researchers of a study: staff accounts who configure it and see its results.
+    filter_horizontal = ["researchers"]
     inlines = [ArmInline]
 
 

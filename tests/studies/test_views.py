@@ -363,3 +363,18 @@ class TestGoldAndProbes:
         client.force_login(cast["researcher"])
         page = client.get("/studies/refunds/items/?page=2").content.decode()
         assert "Page 2 of 2 (60 in all)" in page
+
+
+@pytest.mark.django_db
+class TestInstructions:
+    def test_it_renders_instructions_as_sanitized_markdown(self, client, study):
+        Study.objects.filter(pk=study.pk).update(
+            instructions="**Read the tool output.** <script>alert(1)</script> [bad](javascript:alert(1)) "
+            "<img src=x onerror=alert(1)> [guide](https://example.org/guide)"
+        )
+        invitation = Invitation.objects.create(study=study)
+        page = client.get(invitation.path).content.decode()
+        assert "<strong>Read the tool output.</strong>" in page
+        assert "<script>alert(1)" not in page and "&lt;script&gt;" in page
+        assert 'href="javascript:' not in page and "<img" not in page
+        assert '<a href="https://example.org/guide" rel="noopener noreferrer nofollow">guide</a>' in page
