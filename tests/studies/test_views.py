@@ -323,6 +323,12 @@ class TestInvitations:
         response = client.post("/studies/refunds/reviewers/", {"enrol-usernames": "fresh"}, follow=True)
         assert b"fresh enrolled in arm" in response.content
 
+    def test_it_explains_balance_in_a_within_subjects_study(self, client, study, cast):
+        Study.objects.filter(pk=study.pk).update(design=Study.Design.WITHIN)
+        client.force_login(cast["researcher"])
+        page = client.get("/studies/refunds/reviewers/").content.decode()
+        assert "the arm is chosen per assignment" in page
+
     def test_it_shows_arm_balance_to_researchers(self, client, study, cast):
         for i in range(5):
             enrolment_create(study=study, reviewer=User.objects.create_user(f"b{i}"), source="admin")
