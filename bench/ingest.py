@@ -154,7 +154,7 @@ The study's `payload` column uses lz4 TOAST compression where the server has it 
 `ingest/0002`); rows are COPYed in batches of 2,000 inside one transaction.
 """
     write_section("ingest-embedded" if embedded else "ingest-server", body)
-    print(body)
+    sys.stdout.write(body + "\n")
 
 
 def raw_copy_seconds(connection, path: Path) -> float:

@@ -381,4 +381,4 @@ if __name__ == "__main__":
         path = generate_log(Path(tmp))
         doc = json.loads(path.read_text())
     target.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
-    print(f"wrote {target} ({target.stat().st_size} bytes)")
+    sys.stdout.write(f"wrote {target} ({target.stat().st_size} bytes)\n")
