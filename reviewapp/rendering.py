@@ -19,12 +19,17 @@ ALLOWED_TAGS = {
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "th": {"align"}, "td": {"align"}}
 
 
-def markdown_to_safe_html(text: str) -> str:
+def markdown_to_safe_html(text: str, *, url_schemes: frozenset[str] = frozenset({"http", "https", "mailto"})) -> str:
     html = _markdown.render(text or "")
     return nh3.clean(
         html,
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
-        url_schemes={"http", "https", "mailto"},
+        url_schemes=set(url_schemes),
         link_rel="noopener noreferrer nofollow",
     )
+
+
+def transcript_markdown_to_safe_html(text: str) -> str:
+    """Transcript text is whatever the agent saw: only http(s) links stay links."""
+    return markdown_to_safe_html(text, url_schemes=frozenset({"http", "https"}))

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "reviewapp.studies",
     "reviewapp.ingest",
     "reviewapp.queue",
+    "reviewapp.review",
 ]
 
 MIDDLEWARE = [

@@ -2,10 +2,16 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from reviewapp.review import views as review_views
 from reviewapp.studies import views as study_views
 
 study = "studies/<slug:slug>/"
+review = "review/<slug:slug>/"
 urlpatterns = [
+    path(review, review_views.review_page, name="review"),
+    path(review + "items/<int:assignment_id>/answer/", review_views.answer_submit, name="review-answer"),
+    path(review + "items/<int:assignment_id>/blind/", review_views.blind_answer, name="review-blind"),
+    path(review + "items/<int:assignment_id>/skip/", review_views.skip, name="review-skip"),
     path("", study_views.home, name="home"),
     path("studies/new/", study_views.study_create, name="study-create"),
     path(study, study_views.study_detail, name="study-detail"),

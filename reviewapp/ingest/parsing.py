@@ -29,7 +29,8 @@ MESSAGE_CONVERTERS: dict[str, Callable[[dict], list[dict]]] = {
 MAX_EXTERNAL_ID = 255
 MAX_TITLE = 500
 MAX_RATIONALE = 100_000
-PG_INT_MIN, PG_INT_MAX = -(2**31), 2**31 - 1
+# Bounded so the queue can fold (priority, id) into one sortable integer.
+PRIORITY_LIMIT = 1_000_000
 
 
 @dataclass(slots=True)
@@ -295,8 +296,8 @@ def _confidence(value: Any) -> float | None:
 def _priority(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise FieldError("priority", "must be an integer")
-    if not PG_INT_MIN <= value <= PG_INT_MAX:
-        raise FieldError("priority", "is out of range")
+    if not -PRIORITY_LIMIT <= value <= PRIORITY_LIMIT:
+        raise FieldError("priority", f"{value} is outside -{PRIORITY_LIMIT:,}..{PRIORITY_LIMIT:,}")
     return value
 
 

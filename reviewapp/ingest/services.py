@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.models import Max
 from django.utils import timezone
 from psycopg.copy import QueuedLibpqWriter
 from psycopg.errors import UniqueViolation
@@ -139,24 +140,32 @@ def items_ingest(
     # stay open for the whole input: the server stores rows while we parse the next.
     lookup = connections.create_connection(DEFAULT_DB_ALIAS)
     try:
-        with transaction.atomic(), _ItemCopy(study, ingest_job_id) as sink:
-            batch: list[ItemRecord] = []
-            for result in results:
-                outcome.seen += 1
-                if isinstance(result, RecordError):
-                    outcome.add_error(result)
-                elif _first_in_input(result, seen_ids, outcome):
-                    batch.append(result)
-                if len(batch) >= batch_size:
-                    _write_batch(lookup, study, batch, outcome, sink)
-                    batch = []
-                    if on_batch:
-                        on_batch(outcome)
-            _write_batch(lookup, study, batch, outcome, sink)
-            if on_batch:
-                on_batch(outcome)
-            if outcome.rejected:
-                raise _RollBack
+        with transaction.atomic():
+            # Items written now get ids above this (ids come from a sequence).
+            first_new_id = (study.items.aggregate(last=Max("id"))["last"] or 0) + 1
+            with _ItemCopy(study, ingest_job_id) as sink:
+                batch: list[ItemRecord] = []
+                for result in results:
+                    outcome.seen += 1
+                    if isinstance(result, RecordError):
+                        outcome.add_error(result)
+                    elif _first_in_input(result, seen_ids, outcome):
+                        batch.append(result)
+                    if len(batch) >= batch_size:
+                        _write_batch(lookup, study, batch, outcome, sink)
+                        batch = []
+                        if on_batch:
+                            on_batch(outcome)
+                _write_batch(lookup, study, batch, outcome, sink)
+                if on_batch:
+                    on_batch(outcome)
+                if outcome.rejected:
+                    raise _RollBack
+            if outcome.created and study.status != Study.Status.DRAFT:
+                # New items in a study that already started go straight into the queue.
+                from reviewapp.queue.services import quotas_sync
+
+                quotas_sync(study=study, from_item_id=first_new_id)
     except _RollBack:
         outcome.created = 0
         return outcome

@@ -14,6 +14,58 @@ from django.db.models.functions import Now
 from reviewapp.ingest.models import Item
 from reviewapp.studies.models import Arm, Study
 
+# Items are served by priority (high first), then age (low id first). Both fold into one
+# ascending integer so "what comes after this reviewer's cursor" is a single index range.
+PRIORITY_OFFSET = 1_000_000
+ITEM_ID_SPAN = 10**12
+
+
+def queue_sort_key(priority: int, item_id: int) -> int:
+    return (PRIORITY_OFFSET - priority) * ITEM_ID_SPAN + item_id
+
+
+class ItemQuota(models.Model):
+    """Open review slots of one item: per arm in between-subjects studies, per item within.
+
+    ``open_slots`` = k - live leases - submitted labels. The claim query reads only
+    rows with open slots (a partial index), so finished items cost nothing.
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="quotas")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="quotas")
+    # The arm's id in between-subjects studies; 0 when the arm is chosen per assignment.
+    arm_key = models.BigIntegerField()
+    sort_key = models.BigIntegerField()
+    open_slots = models.IntegerField()
+    submitted = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "arm_key"], name="quota_item_arm_unique"),
+            models.CheckConstraint(condition=Q(open_slots__gte=0), name="quota_open_not_negative"),
+        ]
+        indexes = [
+            models.Index(fields=["study", "arm_key", "sort_key"], condition=Q(open_slots__gt=0), name="quota_claimable")
+        ]
+
+    def __str__(self) -> str:
+        return f"quota {self.item_id}/{self.arm_key}: {self.open_slots} open"
+
+
+class ReviewerCursor(models.Model):
+    """Where a reviewer is in the queue: claims scan forward from here, so the
+    next-item query does not grow with the reviewer's history."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE)
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    sort_key = models.BigIntegerField(default=-1)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["study", "reviewer"], name="cursor_unique")]
+
+    def __str__(self) -> str:
+        return f"cursor of {self.reviewer_id} in {self.study_id}"
+
 
 class Assignment(models.Model):
     class State(models.TextChoices):
@@ -29,10 +81,15 @@ class Assignment(models.Model):
     # within-subjects arm chosen for this slot).
     arm = models.ForeignKey(Arm, on_delete=models.PROTECT, related_name="assignments")
     slot = models.PositiveSmallIntegerField(default=0, help_text="Order among the item's assignments.")
+    # Which ItemQuota row this assignment holds a slot of (the arm id, or 0 within subjects).
+    quota_arm_key = models.BigIntegerField(default=0)
     state = models.CharField(max_length=16, choices=State.choices, default=State.LEASED)
     leased_at = models.DateTimeField(db_default=Now())
     lease_expires_at = models.DateTimeField()
     shown_at = models.DateTimeField(null=True, blank=True)
+    # Reveal mode: the blind answer, recorded before the AI's output is sent at all.
+    initial_values = models.JSONField(null=True, blank=True)
+    revealed_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     skip_reason = models.CharField(max_length=200, blank=True)
 
@@ -45,7 +102,12 @@ class Assignment(models.Model):
                 fields=["study", "reviewer"], condition=Q(state="leased"), name="assignment_one_live_lease"
             ),
         ]
-        indexes = [models.Index(fields=["item", "state"], name="assignment_item_state")]
+        indexes = [
+            models.Index(fields=["item", "state"], name="assignment_item_state"),
+            models.Index(
+                fields=["study", "lease_expires_at"], condition=Q(state="leased"), name="assignment_live_leases"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.item} → {self.reviewer} ({self.state})"
@@ -67,7 +129,9 @@ class Label(models.Model):
     comment = models.TextField(blank=True)
     client_timings = models.JSONField(default=dict, blank=True)
     interactions = models.JSONField(default=dict, blank=True)
+    # Server timings: item shown, AI revealed (reveal mode), answer received.
     shown_at = models.DateTimeField(null=True, blank=True)
+    revealed_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(db_default=Now())
     supersedes = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
@@ -84,3 +148,19 @@ class Label(models.Model):
 
     def __str__(self) -> str:
         return f"label {self.pk} on {self.assignment_id}"
+
+
+class LateSubmission(models.Model):
+    """An answer that arrived after its lease expired and its slot was taken.
+
+    Kept for audit, never counted: the reviewer is told (409) and the answer is not lost.
+    """
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.PROTECT, related_name="late_submissions")
+    values = models.JSONField()
+    payload = models.JSONField(default=dict, blank=True)
+    reason = models.CharField(max_length=200)
+    received_at = models.DateTimeField(db_default=Now())
+
+    def __str__(self) -> str:
+        return f"late answer on {self.assignment_id}"

@@ -111,6 +111,11 @@ def study_transition(*, study: Study, actor, to_status: str) -> None:
     before = study.status
     study.status = to_status
     study.save(update_fields=["status", "updated_at"])
+    if to_status == Study.Status.RUNNING:
+        from reviewapp.queue.services import quotas_sync
+
+        # Open the queue: one quota row per item (and arm), k slots each.
+        quotas_sync(study=study)
     audit(study, actor, "study.status", before=before, after=to_status)
 
 

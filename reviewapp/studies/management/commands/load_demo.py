@@ -14,9 +14,11 @@ from django.core.management.base import BaseCommand
 from reviewapp.ingest.files import parse_file
 from reviewapp.ingest.services import decision_check_for, items_ingest
 from reviewapp.studies.models import Invitation, Study
-from reviewapp.studies.services import arms_apply_preset
+from reviewapp.studies.services import arms_apply_preset, enrolment_create
 
 DEMO_SLUG = "agent-actions-demo"
+# Two per arm of the three-arm preset: permuted blocks of six fill every arm.
+DEMO_REVIEWERS = [f"reviewer{n}" for n in range(1, 7)]
 DEMO_FILES = [
     "demo/transcripts.jsonl",
     "formats/openai.jsonl",
@@ -60,6 +62,27 @@ class Command(BaseCommand):
             study=study, label="demo reviewers", created_by=admin
         )
         self.stdout.write(f"Reviewers join the demo study at http://127.0.0.1:8000{invitation.path}")
+        self._ensure_reviewers(study, admin)
+
+    def _ensure_reviewers(self, study, admin):
+        User = get_user_model()
+        credentials = settings.BASE_DIR / "var" / "demo-reviewer-password.txt"
+        if credentials.exists():
+            password = credentials.read_text().strip()
+        else:
+            password = secrets.token_urlsafe(9)
+            credentials.parent.mkdir(parents=True, exist_ok=True)
+            credentials.write_text(password + "\n")
+            credentials.chmod(0o600)
+        for username in DEMO_REVIEWERS:
+            reviewer = User.objects.filter(username=username).first()
+            if reviewer is None:
+                reviewer = User.objects.create_user(username, f"{username}@example.org", password)
+            enrolment, _ = enrolment_create(study=study, reviewer=reviewer, source="admin", actor=admin)
+            self.stdout.write(
+                f"Reviewer '{username}' ({enrolment.arm.name} arm) reviews at http://127.0.0.1:8000/review/{study.slug}/"
+            )
+        self.stdout.write(f"Demo reviewers' password: {password} (saved in {credentials}).")
 
     def _ensure_admin(self):
         User = get_user_model()

@@ -1,0 +1,376 @@
+"""The review queue: claim, lease, skip, submit, expire (DESIGN.md, "Queue contract").
+
+Each operation is one short transaction. Double assignment is impossible, not merely
+unlikely: (item, reviewer) is unique, ``open_slots`` cannot go negative, and a claim
+takes its quota row with FOR UPDATE SKIP LOCKED so racing reviewers pass each other
+instead of queueing. One reviewer's own claims are serialized on their cursor row,
+so a double click cannot lease two items.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from reviewapp.ingest.models import Item
+from reviewapp.studies.models import Arm, Enrolment, Study
+from reviewapp.studies.randomization import allocate_assignment
+from reviewapp.studies.schema import schema_errors, value_error
+
+from .models import ITEM_ID_SPAN, PRIORITY_OFFSET, Assignment, ItemQuota, Label, LateSubmission, ReviewerCursor
+
+QUOTA = ItemQuota._meta.db_table
+ASSIGNMENT = Assignment._meta.db_table
+MAX_COMMENT = 5000
+
+
+class QueueError(Exception):
+    """A queue operation that cannot go ahead; ``status`` is the HTTP status to answer with."""
+
+    status = 400
+
+
+class NotEnrolled(QueueError):
+    status = 404
+
+
+class StudyNotRunning(QueueError):
+    status = 409
+
+
+class StaleLease(QueueError):
+    status = 409
+
+
+class InvalidLabel(QueueError):
+    status = 400
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{field}: {reason}" for field, reason in errors.items()))
+        self.errors = errors
+
+
+def arm_keys(study: Study) -> list[int]:
+    if study.design == Study.Design.WITHIN:
+        return [0]
+    return list(study.arms.filter(weight__gt=0).values_list("id", flat=True))
+
+
+def quotas_sync(*, study: Study, from_item_id: int = 0) -> int:
+    """Create the missing quota rows (new items, or a study that just started). Idempotent.
+
+    ``from_item_id`` limits the work to items from that id on (a fresh ingest)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {QUOTA} (study_id, item_id, arm_key, sort_key, open_slots, submitted)
+            SELECT i.study_id, i.id, keys.arm_key, (%s - i.priority) * %s + i.id, %s, 0
+            FROM {Item._meta.db_table} i CROSS JOIN unnest(%s::bigint[]) AS keys(arm_key)
+            WHERE i.study_id = %s AND i.id >= %s
+            ON CONFLICT (item_id, arm_key) DO NOTHING
+            """,  # noqa: S608 (table names are our models')
+            [PRIORITY_OFFSET, ITEM_ID_SPAN, study.overlap_k, arm_keys(study), study.pk, from_item_id],
+        )
+        return cursor.rowcount
+
+
+def leases_expire(*, study: Study, limit: int = 500) -> int:
+    """Expire overdue leases and give their slots back. Safe to run from many places at once."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH overdue AS (
+                SELECT id FROM {ASSIGNMENT}
+                WHERE study_id = %s AND state = 'leased' AND lease_expires_at < now()
+                ORDER BY lease_expires_at LIMIT %s FOR UPDATE SKIP LOCKED
+            ), expired AS (
+                UPDATE {ASSIGNMENT} a SET state = 'expired' FROM overdue
+                WHERE a.id = overdue.id RETURNING a.item_id, a.quota_arm_key
+            ), freed AS (
+                SELECT item_id, quota_arm_key, count(*) AS n FROM expired GROUP BY item_id, quota_arm_key
+            )
+            UPDATE {QUOTA} q SET open_slots = q.open_slots + freed.n
+            FROM freed WHERE q.item_id = freed.item_id AND q.arm_key = freed.quota_arm_key
+            """,  # noqa: S608
+            [study.pk, limit],
+        )
+        return cursor.rowcount
+
+
+def _enrolment(study: Study, reviewer) -> Enrolment:
+    enrolment = Enrolment.objects.filter(study=study, reviewer=reviewer).select_related("arm").first()
+    if enrolment is None:
+        raise NotEnrolled("You are not enrolled in this study.")
+    return enrolment
+
+
+def claim_next(*, study: Study, reviewer) -> Assignment | None:
+    """The reviewer's live lease, or a new one on the next item they may review; None when done."""
+    if study.status != Study.Status.RUNNING:
+        raise StudyNotRunning(f"This study is {study.status}; there is nothing to review right now.")
+    enrolment = _enrolment(study, reviewer)
+    leases_expire(study=study, limit=100)
+    with transaction.atomic():
+        cursor_row, _ = ReviewerCursor.objects.get_or_create(study=study, reviewer=reviewer)
+        # Serializes this reviewer's claims (double clicks, two tabs); others are not blocked.
+        cursor_row = ReviewerCursor.objects.select_for_update().get(pk=cursor_row.pk)
+        live = (
+            Assignment.objects.filter(study=study, reviewer=reviewer, state=Assignment.State.LEASED)
+            .select_related("item", "arm")
+            .first()
+        )
+        if live is not None:
+            return live
+        arm_key = 0 if study.design == Study.Design.WITHIN else enrolment.arm_id
+        picked = _pick(study, reviewer, arm_key, cursor_row.sort_key) or _pick(study, reviewer, arm_key, -1)
+        if picked is None:
+            return None
+        quota_id, item_id, sort_key, open_slots = picked
+        ItemQuota.objects.filter(pk=quota_id).update(open_slots=open_slots - 1)
+        slot = study.overlap_k - open_slots
+        arm = enrolment.arm if arm_key else _within_arm(study, item_id, slot)
+        now = timezone.now()
+        assignment = Assignment.objects.create(
+            study=study,
+            item_id=item_id,
+            reviewer=reviewer,
+            arm=arm,
+            quota_arm_key=arm_key,
+            slot=slot,
+            leased_at=now,
+            # Claimed to be shown: the page that claims renders it in the same request.
+            shown_at=now,
+            lease_expires_at=now + timedelta(seconds=study.lease_seconds),
+        )
+        cursor_row.sort_key = sort_key
+        cursor_row.save(update_fields=["sort_key"])
+    return Assignment.objects.select_related("item", "arm").get(pk=assignment.pk)
+
+
+def _pick(study: Study, reviewer, arm_key: int, after: int):
+    """The first claimable quota row after the cursor, locked, skipping rows others hold."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT q.id, q.item_id, q.sort_key, q.open_slots FROM {QUOTA} q
+            WHERE q.study_id = %s AND q.arm_key = %s AND q.open_slots > 0 AND q.sort_key > %s
+              AND NOT EXISTS (SELECT 1 FROM {ASSIGNMENT} a WHERE a.item_id = q.item_id AND a.reviewer_id = %s)
+            ORDER BY q.sort_key LIMIT 1
+            FOR UPDATE OF q SKIP LOCKED
+            """,  # noqa: S608
+            [study.pk, arm_key, after, reviewer.pk],
+        )
+        return cursor.fetchone()
+
+
+def _within_arm(study: Study, item_id: int, slot: int) -> Arm:
+    arms, weights = study.arm_weights()
+    return arms[allocate_assignment(weights, study.seed, item_id, slot).arm_index]
+
+
+@transaction.atomic
+def assignment_skip(*, study: Study, reviewer, assignment_id: int, reason: str) -> Assignment:
+    """Give the item back with a reason; it is never offered to this reviewer again."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise QueueError("Say why you skip this item.")
+    assignment = _own_assignment(study, reviewer, assignment_id)
+    if assignment.state == Assignment.State.SKIPPED:
+        return assignment
+    if assignment.state != Assignment.State.LEASED:
+        raise StaleLease(f"This item is already {assignment.state}; it cannot be skipped now.")
+    assignment.state = Assignment.State.SKIPPED
+    assignment.skip_reason = reason[:200]
+    assignment.save(update_fields=["state", "skip_reason"])
+    _give_back_slot(assignment)
+    return assignment
+
+
+def _own_assignment(study: Study, reviewer, assignment_id: int) -> Assignment:
+    # Scoped to this reviewer and study: someone else's id is simply not found.
+    assignment = (
+        Assignment.objects.select_for_update()
+        .filter(pk=assignment_id, study=study, reviewer=reviewer)
+        .select_related("item", "arm")
+        .first()
+    )
+    if assignment is None:
+        raise NotEnrolled("No such assignment.")
+    return assignment
+
+
+def _give_back_slot(assignment: Assignment) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {QUOTA} SET open_slots = open_slots + 1 WHERE item_id = %s AND arm_key = %s",  # noqa: S608
+            [assignment.item_id, assignment.quota_arm_key],
+        )
+
+
+def label_errors(schema: dict, values: Any, confidence: Any, comment: Any) -> dict[str, str]:
+    """Every problem with a submitted answer, by field name. Pure."""
+    if schema_errors(schema):
+        return {"(study)": "the study's label schema is invalid"}
+    if not isinstance(values, dict):
+        return {"(values)": "must be an object of field: value"}
+    errors: dict[str, str] = {}
+    fields = {f["name"]: f for f in schema["fields"]}
+    for name in values.keys() - fields.keys():
+        errors[name] = "is not a field of this study's label schema"
+    for name, field in fields.items():
+        if name not in values or values[name] in (None, ""):
+            if field.get("decision") or field.get("required", True):
+                errors[name] = "is required"
+            continue
+        problem = value_error(field, values[name])
+        if problem:
+            errors[name] = problem
+    if confidence is not None and (
+        isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 <= confidence <= 1
+    ):
+        errors["confidence"] = "must be a number between 0 and 1"
+    if comment is not None and (not isinstance(comment, str) or len(comment) > MAX_COMMENT):
+        errors["comment"] = f"must be text of at most {MAX_COMMENT} characters"
+    return errors
+
+
+@transaction.atomic
+def blind_answer_record(*, study: Study, reviewer, assignment_id: int, values: dict) -> Assignment:
+    """Reveal mode, step one: store the reviewer's own answer; only then may the AI be shown.
+
+    Idempotent, and the first blind answer stands: a second call cannot rewrite it
+    after the reviewer has seen the AI.
+    """
+    assignment = _own_assignment(study, reviewer, assignment_id)
+    if not assignment.arm.reveal:
+        raise QueueError("This arm does not ask for an answer before showing the AI.")
+    if assignment.initial_values is not None:
+        return assignment
+    if assignment.state != Assignment.State.LEASED or assignment.lease_expires_at < timezone.now():
+        raise StaleLease("Your time on this item ran out. Load the next item to continue.")
+    errors = label_errors(study.label_schema, values, None, None)
+    if errors:
+        raise InvalidLabel(errors)
+    assignment.initial_values = values
+    assignment.revealed_at = timezone.now()
+    assignment.save(update_fields=["initial_values", "revealed_at"])
+    return assignment
+
+
+LATE_MESSAGE = (
+    "Your time on this item ran out and another reviewer has taken it; your answer was kept for the "
+    "record but not counted. Load the next item to continue."
+)
+
+
+def label_submit(
+    *,
+    study: Study,
+    reviewer,
+    assignment_id: int,
+    values: dict,
+    confidence: float | None = None,
+    comment: str = "",
+    client_timings: dict | None = None,
+    interactions: dict | None = None,
+) -> tuple[Label, bool]:
+    """Record an answer once (see ``_label_submit``); a late answer is kept, then refused.
+
+    The refusal is raised after the transaction commits, so the kept answer stays.
+    """
+    with transaction.atomic():
+        result = _label_submit(
+            study=study,
+            reviewer=reviewer,
+            assignment_id=assignment_id,
+            values=values,
+            confidence=confidence,
+            comment=comment,
+            client_timings=client_timings,
+            interactions=interactions,
+        )
+    if result is None:
+        raise StaleLease(LATE_MESSAGE)
+    return result
+
+
+def _label_submit(
+    *,
+    study: Study,
+    reviewer,
+    assignment_id: int,
+    values: dict,
+    confidence: float | None = None,
+    comment: str = "",
+    client_timings: dict | None = None,
+    interactions: dict | None = None,
+) -> tuple[Label, bool] | None:
+    """Record an answer once. Returns (label, created); a repeat returns the first label;
+    None when the answer came too late to count (it is stored as a LateSubmission).
+
+    In reveal arms the blind answer is the one stored by ``blind_answer_record``, never
+    one sent with the final answer.
+    """
+    assignment = _own_assignment(study, reviewer, assignment_id)
+    existing = Label.objects.filter(assignment=assignment, supersedes__isnull=True).first()
+    if existing is not None:
+        return existing, False
+    if assignment.arm.reveal and assignment.initial_values is None:
+        raise QueueError("Give your own answer first; the AI's is shown after it.")
+    errors = label_errors(study.label_schema, values, confidence, comment)
+    if errors:
+        raise InvalidLabel(errors)
+    now = timezone.now()
+    if assignment.state == Assignment.State.SKIPPED:
+        raise StaleLease("You skipped this item; the answer was not recorded.")
+    if assignment.state == Assignment.State.LEASED and assignment.lease_expires_at < now:
+        # Overdue but not yet swept: expire it now, as the sweep would.
+        assignment.state = Assignment.State.EXPIRED
+        assignment.save(update_fields=["state"])
+        _give_back_slot(assignment)
+    if assignment.state == Assignment.State.EXPIRED and not _retake_slot(assignment):
+        LateSubmission.objects.create(
+            assignment=assignment,
+            values=values,
+            payload={"confidence": confidence, "comment": comment, "initial_values": assignment.initial_values},
+            reason="lease expired and the slot was taken",
+        )
+        return None
+    label = Label.objects.create(
+        assignment=assignment,
+        study=study,
+        item=assignment.item,
+        reviewer=reviewer,
+        arm=assignment.arm,
+        values=values,
+        initial_values=assignment.initial_values,
+        confidence=confidence,
+        comment=comment or "",
+        client_timings=client_timings or {},
+        interactions=interactions or {},
+        shown_at=assignment.shown_at,
+        revealed_at=assignment.revealed_at,
+        submitted_at=now,
+    )
+    assignment.state = Assignment.State.SUBMITTED
+    assignment.submitted_at = now
+    assignment.save(update_fields=["state", "submitted_at"])
+    ItemQuota.objects.filter(item=assignment.item, arm_key=assignment.quota_arm_key).update(
+        submitted=F("submitted") + 1
+    )
+    return label, True
+
+
+def _retake_slot(assignment: Assignment) -> bool:
+    """A late answer still counts if its slot is free: take it back."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {QUOTA} SET open_slots = open_slots - 1 "  # noqa: S608
+            "WHERE item_id = %s AND arm_key = %s AND open_slots > 0",
+            [assignment.item_id, assignment.quota_arm_key],
+        )
+        return cursor.rowcount == 1

@@ -1,0 +1,189 @@
+"""What a reviewer's page may contain, built as plain data. Pure: no queries.
+
+The blinding contract lives here. Templates never receive an Item or an Arm, only
+the dicts these functions return, and ``ai_view`` copies an AI field into its dict
+only when the reviewer's arm shows it (and, in reveal mode, only after the blind
+answer is stored). What is not in the dict cannot reach the page.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.utils.safestring import mark_safe
+
+from reviewapp.rendering import transcript_markdown_to_safe_html
+
+# Tool output longer than this shows its head, with the rest behind "show all".
+PREVIEW_CHARS = 1200
+# One row of keys per choice field, in schema order (then the confidence scale).
+KEY_ROWS = ["123456789", "qwertyuio", "asdfghjkl", "zxcvbnm"]
+CONFIDENCE_SCALE = [(0.0, "guess"), (0.25, "unsure"), (0.5, "fairly sure"), (0.75, "sure"), (1.0, "certain")]
+ROLE_NAMES = {"system": "System prompt", "user": "User", "assistant": "Agent", "tool": "Tool result"}
+
+
+def transcript_view(payload: dict) -> dict:
+    """The conversation as the reviewer reads it: messages, tool calls and results."""
+    call_names = {}
+    messages = []
+    for index, message in enumerate(payload.get("messages", [])):
+        role = message["role"]
+        view: dict[str, Any] = {"index": index, "role": role, "role_name": ROLE_NAMES.get(role, role)}
+        if role in ("user", "assistant"):
+            # Safe to mark: the HTML comes out of nh3's allowlist sanitizer (rendering.py).
+            view["html"] = mark_safe(transcript_markdown_to_safe_html(message["content"]))  # noqa: S308
+        else:
+            view.update(_clipped(_pretty(message["content"])))
+        if role == "assistant":
+            view["tool_calls"] = [
+                {"id": call["id"], "name": call["name"], **_clipped(_pretty(call["arguments"]))}
+                for call in message.get("tool_calls", ())
+            ]
+            call_names.update({call["id"]: call["name"] for call in message.get("tool_calls", ()) if call["id"]})
+        if role == "tool":
+            view["name"] = message.get("name") or call_names.get(message.get("tool_call_id", ""), "tool")
+            view["is_error"] = message.get("is_error", False)
+        messages.append(view)
+    return {"title": payload.get("title", ""), "messages": messages}
+
+
+def _pretty(value: Any) -> str:
+    """JSON (given as data or as a JSON string) indented; other text as it is."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if not stripped or stripped[0] not in "[{":
+            return value
+        try:
+            value = json.loads(stripped)
+        except ValueError:
+            return value
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _clipped(text: str) -> dict:
+    if len(text) <= PREVIEW_CHARS:
+        return {"text": text, "rest": "", "length": len(text)}
+    return {"text": text[:PREVIEW_CHARS], "rest": text[PREVIEW_CHARS:], "length": len(text)}
+
+
+def ai_view(item_ai: dict, arm_shows: dict, *, blind_stage: bool) -> dict | None:
+    """The AI's output this reviewer may see now, or None.
+
+    ``item_ai`` has the item's ``recommendation``, ``rationale`` and ``confidence``;
+    ``arm_shows`` says which of them the arm shows and whether it is a reveal arm.
+    """
+    if blind_stage:
+        return None
+    shown: dict[str, Any] = {}
+    if arm_shows["recommendation"] and item_ai["recommendation"] is not None:
+        shown["recommendation"] = item_ai["recommendation"]
+    if arm_shows["rationale"]:
+        rationale = item_ai["rationale"] or ""
+        shown["rationale_html"] = mark_safe(transcript_markdown_to_safe_html(rationale)) if rationale else ""  # noqa: S308
+        shown["has_rationale_slot"] = True
+    if arm_shows["confidence"] and item_ai["confidence"] is not None:
+        shown["confidence_percent"] = round(item_ai["confidence"] * 100)
+    return shown or None
+
+
+def form_view(schema: dict, values: dict, errors: dict[str, str], *, ask_extras: bool = True) -> dict:
+    """The answer form from the label schema, with a keyboard key for every choice."""
+    rows = iter(KEY_ROWS)
+    fields = []
+    for spec in schema["fields"]:
+        field: dict[str, Any] = {
+            "name": spec["name"],
+            "input_name": f"field_{spec['name']}",
+            "label": spec.get("label") or spec["name"].replace("_", " ").capitalize(),
+            "type": spec["type"],
+            "decision": spec.get("decision") is True,
+            "error": errors.get(spec["name"], ""),
+        }
+        current = values.get(spec["name"])
+        if spec["type"] in ("nominal", "ordinal"):
+            keys = next(rows, "")
+            field["choices"] = [
+                {"value": choice, "key": keys[i] if i < len(keys) else "", "checked": choice == current}
+                for i, choice in enumerate(spec["choices"])
+            ]
+        else:
+            field.update({"min": spec["min"], "max": spec["max"], "value": "" if current is None else current})
+        fields.append(field)
+    form: dict[str, Any] = {"fields": fields, "errors": errors}
+    if ask_extras and schema.get("confidence"):
+        keys = next(rows, "")
+        chosen = values.get("__confidence")
+        form["confidence"] = [
+            {"value": value, "label": label, "key": keys[i] if i < len(keys) else "", "checked": value == chosen}
+            for i, (value, label) in enumerate(CONFIDENCE_SCALE)
+        ]
+        form["confidence_error"] = errors.get("confidence", "")
+    if ask_extras and schema.get("comment"):
+        form["comment"] = values.get("__comment", "")
+        form["comment_error"] = errors.get("comment", "")
+    return form
+
+
+def answer_from_post(schema: dict, post) -> tuple[dict, float | None, str]:
+    """The answer in a form POST: values by field name (interval text to numbers), confidence, comment.
+
+    Values that do not parse are passed on as given so the validator names the field.
+    """
+    values: dict[str, Any] = {}
+    for spec in schema["fields"]:
+        raw = post.get(f"field_{spec['name']}")
+        if raw is None or raw == "":
+            continue
+        values[spec["name"]] = _number(raw) if spec["type"] == "interval" else raw
+    confidence_raw = post.get("confidence")
+    confidence: Any = None
+    if confidence_raw not in (None, ""):
+        confidence = _number(confidence_raw)
+    return values, confidence, post.get("comment", "")
+
+
+def _number(raw: str) -> Any:
+    try:
+        number = float(raw)
+    except ValueError:
+        return raw
+    return int(number) if number.is_integer() and "." not in raw else number
+
+
+# Client-side measurements accepted with a label: name → (type, largest value).
+INTERACTION_FIELDS = {
+    "tool_calls_expanded": (int, 10_000),
+    "outputs_expanded": (int, 10_000),
+    "rationale_opened": (int, 10_000),
+    "scroll_depth": (float, 1.0),
+    "keys_used": (int, 100_000),
+}
+TIMING_FIELDS = {
+    "ms_on_page": (int, 86_400_000),
+    "ms_to_first_answer": (int, 86_400_000),
+    "ms_after_ai_shown": (int, 86_400_000),
+}
+
+
+def client_measurements(raw: str, allowed: dict[str, tuple[type, float]], name: str) -> dict:
+    """Parse the page's JSON measurements; raises ValueError naming what is wrong."""
+    if not raw:
+        return {}
+    if len(raw) > 4000:
+        raise ValueError(f"{name}: more than 4,000 characters")
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}: not valid JSON ({exc.msg} at character {exc.pos})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{name}: must be a JSON object")
+    clean: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in allowed:
+            raise ValueError(f"{name}.{key}: not a known measurement")
+        kind, largest = allowed[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= largest:
+            raise ValueError(f"{name}.{key}: must be a number from 0 to {largest}")
+        clean[key] = kind(value)
+    return clean

@@ -1,0 +1,226 @@
+"""The reviewer's pages: one labelling page whose work area htmx swaps item by item.
+
+Every response here is built from the presenters' dicts (blinding), sent with
+Cache-Control: no-store, and scoped to the requesting reviewer's enrolment.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.db import connection
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from reviewapp.queue import services as queue
+from reviewapp.queue.models import Assignment, ItemQuota, Label
+from reviewapp.studies.models import Enrolment, Study
+
+from . import presenters
+
+PROGRESS_CACHE_SECONDS = 15
+SKIP_REASONS = [
+    "I cannot judge this without more context",
+    "The transcript is broken or unreadable",
+    "I have a conflict of interest",
+]
+
+
+def reviewer_view(view):
+    """Logged in, enrolled in the study; anything else is a 404 that reveals nothing."""
+
+    @login_required
+    @never_cache
+    def wrapped(request: HttpRequest, slug: str, *args, **kwargs) -> HttpResponse:
+        enrolment = (
+            Enrolment.objects.filter(study__slug=slug, reviewer=request.user).select_related("study", "arm").first()
+        )
+        if enrolment is None:
+            raise Http404("You are not enrolled in a study at this address.")
+        return view(request, enrolment.study, *args, **kwargs)
+
+    wrapped.__name__ = view.__name__
+    wrapped.__doc__ = view.__doc__
+    return wrapped
+
+
+@require_GET
+@reviewer_view
+def review_page(request: HttpRequest, study: Study) -> HttpResponse:
+    """The current item (the live lease, or the next one claimed now)."""
+    return _render_work(request, study, _claim(study, request.user))
+
+
+@require_POST
+@reviewer_view
+def answer_submit(request: HttpRequest, study: Study, assignment_id: int) -> HttpResponse:
+    values, confidence, comment = presenters.answer_from_post(study.label_schema, request.POST)
+    try:
+        interactions = presenters.client_measurements(
+            request.POST.get("interactions", ""), presenters.INTERACTION_FIELDS, "interactions"
+        )
+        timings = presenters.client_measurements(
+            request.POST.get("client_timings", ""), presenters.TIMING_FIELDS, "client_timings"
+        )
+        queue.label_submit(
+            study=study,
+            reviewer=request.user,
+            assignment_id=assignment_id,
+            values=values,
+            confidence=confidence,
+            comment=comment,
+            client_timings=timings,
+            interactions=interactions,
+        )
+    except ValueError as exc:
+        return _render_problem(request, study, assignment_id, {"(page)": str(exc)}, values, confidence, comment)
+    except queue.InvalidLabel as exc:
+        return _render_problem(request, study, assignment_id, exc.errors, values, confidence, comment)
+    except queue.QueueError as exc:
+        return _render_notice(request, study, str(exc), exc.status)
+    return _next(request, study, notice="Saved.")
+
+
+@require_POST
+@reviewer_view
+def blind_answer(request: HttpRequest, study: Study, assignment_id: int) -> HttpResponse:
+    """Reveal mode: store the reviewer's own answer, then show the AI with the final form."""
+    values, _confidence, _comment = presenters.answer_from_post(study.label_schema, request.POST)
+    try:
+        queue.blind_answer_record(study=study, reviewer=request.user, assignment_id=assignment_id, values=values)
+    except queue.InvalidLabel as exc:
+        return _render_problem(request, study, assignment_id, exc.errors, values, None, "")
+    except queue.QueueError as exc:
+        return _render_notice(request, study, str(exc), exc.status)
+    return _next(request, study)
+
+
+@require_POST
+@reviewer_view
+def skip(request: HttpRequest, study: Study, assignment_id: int) -> HttpResponse:
+    reason = request.POST.get("reason", "").strip()
+    if reason == "other":
+        reason = request.POST.get("other_reason", "").strip()
+    try:
+        queue.assignment_skip(study=study, reviewer=request.user, assignment_id=assignment_id, reason=reason)
+    except queue.QueueError as exc:
+        return _render_notice(request, study, str(exc), exc.status)
+    return _next(request, study, notice="Skipped; you will not see this item again.")
+
+
+def _next(request: HttpRequest, study: Study, notice: str = "") -> HttpResponse:
+    if not request.htmx:
+        # Without JavaScript: post, redirect, get (a reload does not post twice).
+        response = HttpResponseRedirect(reverse("review", args=[study.slug]))
+        response.status_code = 303
+        return response
+    return _render_work(request, study, _claim(study, request.user), notice=notice)
+
+
+def _claim(study: Study, reviewer) -> Assignment | str | None:
+    try:
+        return queue.claim_next(study=study, reviewer=reviewer)
+    except queue.StudyNotRunning as exc:
+        return str(exc)
+
+
+def _render_work(
+    request: HttpRequest,
+    study: Study,
+    claimed: Assignment | str | None,
+    *,
+    notice: str = "",
+    errors: dict | None = None,
+    values: dict | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    context = {"study": _study_view(study), "notice": notice, "progress": _progress(study, request.user)}
+    if isinstance(claimed, str):
+        context["closed_message"] = claimed
+    elif claimed is not None:
+        context["work"] = _work_view(study, claimed, errors or {}, values)
+    template = "review/review.html#work" if request.htmx else "review/review.html"
+    return render(request, template, context, status=status)
+
+
+def _study_view(study: Study) -> dict:
+    return {"slug": study.slug, "title": study.title, "instructions": study.instructions}
+
+
+def _work_view(study: Study, assignment: Assignment, errors: dict, values: dict | None) -> dict:
+    arm = assignment.arm
+    item = assignment.item
+    blind_stage = arm.reveal and assignment.initial_values is None
+    if values is None:
+        # Reveal mode starts the final answer from the blind one: changing it is a choice.
+        values = dict(assignment.initial_values or {})
+    item_ai = {
+        "recommendation": item.ai_recommendation,
+        "rationale": item.ai_rationale,
+        "confidence": item.ai_confidence,
+    }
+    arm_shows = {
+        "recommendation": arm.shows_ai_recommendation,
+        "rationale": arm.shows_ai_rationale,
+        "confidence": arm.shows_ai_confidence,
+    }
+    return {
+        "assignment_id": assignment.pk,
+        "lease_expires_at": assignment.lease_expires_at,
+        "stage": "blind" if blind_stage else "final",
+        "reveal": arm.reveal,
+        "transcript": presenters.transcript_view(item.payload),
+        "ai": presenters.ai_view(item_ai, arm_shows, blind_stage=blind_stage),
+        "form": presenters.form_view(study.label_schema, values, errors, ask_extras=not blind_stage),
+        "skip_reasons": SKIP_REASONS,
+    }
+
+
+def _render_problem(request, study, assignment_id, errors, values, confidence, comment) -> HttpResponse:
+    """The same item again with the answer kept and each problem next to its field."""
+    assignment = (
+        Assignment.objects.filter(pk=assignment_id, study=study, reviewer=request.user, state="leased")
+        .select_related("item", "arm")
+        .first()
+    )
+    if assignment is None:
+        return _render_notice(request, study, "This item is no longer yours to answer. Load the next item.", 409)
+    kept = {**values, "__confidence": confidence, "__comment": comment}
+    return _render_work(request, study, assignment, errors=errors, values=kept, status=400)
+
+
+def _render_notice(request: HttpRequest, study: Study, message: str, status: int) -> HttpResponse:
+    context = {"study": _study_view(study), "problem": message, "progress": _progress(study, request.user)}
+    template = "review/review.html#work" if request.htmx else "review/review.html"
+    return render(request, template, context, status=status)
+
+
+def _progress(study: Study, reviewer) -> dict:
+    done = Label.objects.filter(study=study, reviewer=reviewer).count()
+    return {"done": done, **_queue_totals(study, reviewer)}
+
+
+def _queue_totals(study: Study, reviewer) -> dict:
+    """Slots done and open in this reviewer's queue: one pass over the quota rows, cached briefly."""
+    enrolment = Enrolment.objects.filter(study=study, reviewer=reviewer).only("arm_id").first()
+    arm_key = 0 if study.design == Study.Design.WITHIN or enrolment is None else enrolment.arm_id
+    key = f"queue-totals:{study.pk}:{arm_key}"
+    totals = cache.get(key)
+    if totals is None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT coalesce(sum(submitted), 0), coalesce(sum(open_slots), 0), count(*) "  # noqa: S608
+                f"FILTER (WHERE open_slots > 0) FROM {ItemQuota._meta.db_table} WHERE study_id = %s AND arm_key = %s",
+                [study.pk, arm_key],
+            )
+            submitted, open_slots, open_items = cursor.fetchone()
+        total = submitted + open_slots
+        totals = {
+            "open_items": open_items,
+            "percent": round(100 * submitted / total) if total else 0,
+        }
+        cache.set(key, totals, PROGRESS_CACHE_SECONDS)
+    return totals

@@ -1,0 +1,128 @@
+// The labelling page: keyboard shortcuts, what the reviewer opened and how far they
+// read, and the lease countdown. Loaded from our own origin (the CSP allows no inline
+// script); the server decides everything that matters, this only measures and helps.
+(function () {
+  "use strict";
+
+  var TRACKED = { call: "tool_calls_expanded", output: "outputs_expanded", more: "outputs_expanded", rationale: "rationale_opened" };
+  var state = null;
+  var leaseTimer = null;
+  var currentWork = null;
+
+  function now() { return Math.round(performance.now()); }
+
+  function init() {
+    var work = document.getElementById("work");
+    currentWork = work;
+    clearInterval(leaseTimer);
+    if (!work || !work.querySelector("#answer-form")) { state = null; return; }
+    state = {
+      start: now(),
+      firstAnswer: null,
+      aiShown: work.querySelector("#ai-panel") ? now() : null,
+      counts: { tool_calls_expanded: 0, outputs_expanded: 0, rationale_opened: 0, keys_used: 0 },
+      scroll: 0
+    };
+    work.querySelectorAll("details[data-track]").forEach(function (details) {
+      details.addEventListener("toggle", function () {
+        if (details.open && state) { state.counts[TRACKED[details.dataset.track]] += 1; }
+      });
+    });
+    var transcript = document.getElementById("transcript");
+    if (transcript) {
+      var measure = function () {
+        if (!state) { return; }
+        var depth = transcript.scrollHeight > 0 ? (transcript.scrollTop + transcript.clientHeight) / transcript.scrollHeight : 1;
+        state.scroll = Math.max(state.scroll, Math.min(1, depth));
+      };
+      transcript.addEventListener("scroll", measure, { passive: true });
+      measure();
+    }
+    work.querySelector("#answer-form").addEventListener("change", function () {
+      if (state && state.firstAnswer === null) { state.firstAnswer = now(); }
+    });
+    startLeaseTimer(work.querySelector(".lease[data-expires]"));
+  }
+
+  function startLeaseTimer(lease) {
+    if (!lease) { return; }
+    var expires = Date.parse(lease.dataset.expires);
+    var label = lease.querySelector(".countdown");
+    var tick = function () {
+      var left = Math.round((expires - Date.now()) / 1000);
+      if (left <= 0) {
+        lease.classList.add("is-late");
+        label.textContent = ": your time on this item is up, and another reviewer may take it";
+        clearInterval(leaseTimer);
+        return;
+      }
+      var minutes = Math.floor(left / 60);
+      var seconds = String(left % 60).padStart(2, "0");
+      label.textContent = " (" + minutes + ":" + seconds + " left)";
+    };
+    tick();
+    leaseTimer = setInterval(tick, 1000);
+  }
+
+  // Fill in the measurements just before any answer form is sent (capture phase: before htmx reads the form).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.id !== "answer-form" || !state) { return; }
+    var t = now();
+    var timings = { ms_on_page: t - state.start };
+    if (state.firstAnswer !== null) { timings.ms_to_first_answer = state.firstAnswer - state.start; }
+    if (state.aiShown !== null) { timings.ms_after_ai_shown = t - state.aiShown; }
+    var interactions = Object.assign({}, state.counts, { scroll_depth: Math.round(state.scroll * 1000) / 1000 });
+    form.querySelector("input[name=interactions]").value = JSON.stringify(interactions);
+    form.querySelector("input[name=client_timings]").value = JSON.stringify(timings);
+  }, true);
+
+  function toggle(id) {
+    var details = document.getElementById(id);
+    if (details) { details.open = !details.open; }
+    return details;
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.isComposing) { return; }
+    var target = event.target;
+    var typing = target.matches && target.matches("textarea, select, input[type=text], input[type=number]");
+    if (event.key === "Escape") {
+      var skip = toggle("skip");
+      if (skip && skip.open) { var first = skip.querySelector("input[type=radio]"); if (first) { first.focus(); } }
+      else if (typing) { target.blur(); }
+      event.preventDefault();
+      return;
+    }
+    if (typing) { return; }
+    if (target.matches && target.matches("summary, button, a")) { return; }
+    var form = document.getElementById("answer-form");
+    if (event.key === "Enter") {
+      var skipForm = target.closest && target.closest("#skip");
+      if (skipForm) { return; }  // Enter on a skip reason submits the skip form natively.
+      if (form) { event.preventDefault(); form.requestSubmit(); }
+      return;
+    }
+    if (event.key === "?") { toggle("shortcuts"); event.preventDefault(); return; }
+    if (event.key === "[" || event.key === "]") {
+      var open = event.key === "[";
+      document.querySelectorAll("#transcript details").forEach(function (d) { d.open = open; });
+      event.preventDefault();
+      return;
+    }
+    if (!form || event.key.length !== 1) { return; }
+    var input = form.querySelector('input[data-key="' + CSS.escape(event.key.toLowerCase()) + '"]');
+    if (input) {
+      input.checked = true;
+      input.dispatchEvent(new Event("change", { bubbles: true }));
+      if (state) { state.counts.keys_used += 1; }
+      event.preventDefault();
+    }
+  });
+
+  document.addEventListener("DOMContentLoaded", init);
+  // A new item was swapped in (outerHTML replaces #work): start measuring afresh.
+  document.addEventListener("htmx:afterSettle", function () {
+    if (document.getElementById("work") !== currentWork) { init(); }
+  });
+})();
