@@ -78,6 +78,18 @@ def quotas_sync(*, study: Study, from_item_id: int = 0) -> int:
         return cursor.rowcount
 
 
+def quotas_rebuild(*, study: Study) -> None:
+    """Recreate the quota rows after the arms, design or overlap changed.
+
+    Only while nobody has been assigned anything: after that the design is locked
+    (studies.services.lock_reason), and open slots carry real leases.
+    """
+    if Assignment.objects.filter(study=study).exists():
+        return
+    ItemQuota.objects.filter(study=study).delete()
+    quotas_sync(study=study)
+
+
 def leases_expire(*, study: Study, limit: int = 500) -> int:
     """Expire overdue leases and give their slots back. Safe to run from many places at once."""
     with transaction.atomic(), connection.cursor() as cursor:

@@ -76,6 +76,8 @@ def study_update(*, study: Study, actor, changes: dict[str, Any]) -> list[str]:
     for name in changed:
         setattr(study, name, changes[name])
     study.save(update_fields=[*changed, "updated_at"])
+    if {"overlap_k", "design"} & set(changed):
+        _queue_follow_design(study)
     audit(study, actor, "study.update", before=_jsonable(before), after=_jsonable({n: changes[n] for n in changed}))
     return changed
 
@@ -136,6 +138,7 @@ def arms_apply_preset(*, study: Study, actor) -> list[Arm]:
         raise StudyRuleError("The study already has arms; the preset only fills an empty study.")
     arms = [Arm.objects.create(study=study, position=i, **spec) for i, spec in enumerate(THREE_ARM_PRESET)]
     audit(study, actor, "arms.preset", arms=[a.name for a in arms])
+    _queue_follow_design(study)
     return arms
 
 
@@ -162,6 +165,16 @@ def arms_save(*, study: Study, actor, arms: list[dict[str, Any]], delete_ids: li
         else:
             Arm.objects.create(study=study, **spec)
     audit(study, actor, "arms.save", arms=names, deleted=delete_ids)
+    _queue_follow_design(study)
+
+
+def _queue_follow_design(study: Study) -> None:
+    """A started study whose arms or overlap changed before anyone was enrolled: rebuild its queue."""
+    if study.status == Study.Status.DRAFT:
+        return
+    from reviewapp.queue.services import quotas_rebuild
+
+    quotas_rebuild(study=study)
 
 
 # --- enrolment --------------------------------------------------------------------

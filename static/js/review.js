@@ -95,9 +95,10 @@
       return;
     }
     if (typing) { return; }
-    if (target.matches && target.matches("summary, button, a")) { return; }
     var form = document.getElementById("answer-form");
     if (event.key === "Enter") {
+      // Enter keeps its own meaning on links, buttons and disclosure toggles.
+      if (target.matches && target.matches("summary, button, a")) { return; }
       var skipForm = target.closest && target.closest("#skip");
       if (skipForm) { return; }  // Enter on a skip reason submits the skip form natively.
       if (form) { event.preventDefault(); form.requestSubmit(); }

@@ -54,6 +54,11 @@ def page_factory(browser):
     def make():
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         page = context.new_page()
+        # Names the element behind a CSP violation (the console message alone does not).
+        page.add_init_script(
+            "document.addEventListener('securitypolicyviolation', e => console.error('CSP violation:',"
+            " e.violatedDirective, e.target && e.target.outerHTML ? e.target.outerHTML.slice(0, 200) : ''))"
+        )
         page.console_errors = []
         page.on("console", lambda m: page.console_errors.append(m.text) if m.type == "error" else None)
         contexts.append(context)
