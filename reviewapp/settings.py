@@ -163,11 +163,16 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=30 
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
-    # Upload files whose ingest job has finished are deleted; later issues add lease
-    # expiry and the metrics schedule here.
+    # Upload files whose ingest job has finished are deleted; later issues add the
+    # metrics schedule here.
     "ingest-cleanup-uploads": {
         "task": "reviewapp.ingest.tasks.cleanup_finished_uploads",
         "schedule": 3600.0,
+    },
+    # Overdue leases give their slot back even when nobody is claiming.
+    "queue-expire-leases": {
+        "task": "reviewapp.queue.tasks.expire_leases",
+        "schedule": 30.0,
     },
 }
 

@@ -25,6 +25,7 @@ from .models import ITEM_ID_SPAN, PRIORITY_OFFSET, Assignment, ItemQuota, Label,
 
 QUOTA = ItemQuota._meta.db_table
 ASSIGNMENT = Assignment._meta.db_table
+CURSOR = ReviewerCursor._meta.db_table
 MAX_COMMENT = 5000
 
 
@@ -91,7 +92,11 @@ def quotas_rebuild(*, study: Study) -> None:
 
 
 def leases_expire(*, study: Study, limit: int = 500) -> int:
-    """Expire overdue leases and give their slots back. Safe to run from many places at once."""
+    """Expire overdue leases and give their slots back; returns how many expired.
+
+    Safe to run from many places at once: overdue leases are taken with SKIP LOCKED, and
+    quota rows are locked in id order so two sweeps cannot deadlock on each other.
+    """
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -104,13 +109,18 @@ def leases_expire(*, study: Study, limit: int = 500) -> int:
                 WHERE a.id = overdue.id RETURNING a.item_id, a.quota_arm_key
             ), freed AS (
                 SELECT item_id, quota_arm_key, count(*) AS n FROM expired GROUP BY item_id, quota_arm_key
+            ), locked AS (
+                SELECT q.id, freed.n FROM {QUOTA} q JOIN freed
+                  ON q.item_id = freed.item_id AND q.arm_key = freed.quota_arm_key
+                ORDER BY q.id FOR UPDATE OF q
+            ), bumped AS (
+                UPDATE {QUOTA} q SET open_slots = q.open_slots + locked.n FROM locked WHERE q.id = locked.id
             )
-            UPDATE {QUOTA} q SET open_slots = q.open_slots + freed.n
-            FROM freed WHERE q.item_id = freed.item_id AND q.arm_key = freed.quota_arm_key
+            SELECT count(*) FROM expired
             """,  # noqa: S608
             [study.pk, limit],
         )
-        return cursor.rowcount
+        return cursor.fetchone()[0]
 
 
 def _enrolment(study: Study, reviewer) -> Enrolment:
@@ -120,30 +130,43 @@ def _enrolment(study: Study, reviewer) -> Enrolment:
     return enrolment
 
 
-def claim_next(*, study: Study, reviewer) -> Assignment | None:
-    """The reviewer's live lease, or a new one on the next item they may review; None when done."""
+def claim_next(*, study: Study, reviewer, enrolment: Enrolment | None = None) -> Assignment | None:
+    """The reviewer's live lease, or a new one on the next item they may review; None when done.
+
+    ``enrolment`` saves a query when the caller already has it (with its arm).
+    """
     if study.status != Study.Status.RUNNING:
         raise StudyNotRunning(f"This study is {study.status}; there is nothing to review right now.")
-    enrolment = _enrolment(study, reviewer)
+    if enrolment is None:
+        enrolment = _enrolment(study, reviewer)
+    # One indexed probe when nothing is overdue (a partial index holds only live leases).
     leases_expire(study=study, limit=100)
     with transaction.atomic():
-        cursor_row, _ = ReviewerCursor.objects.get_or_create(study=study, reviewer=reviewer)
         # Serializes this reviewer's claims (double clicks, two tabs); others are not blocked.
-        cursor_row = ReviewerCursor.objects.select_for_update().get(pk=cursor_row.pk)
+        cursor_row = ReviewerCursor.objects.select_for_update().filter(study=study, reviewer=reviewer).first()
+        if cursor_row is None:
+            ReviewerCursor.objects.get_or_create(study=study, reviewer=reviewer)
+            cursor_row = ReviewerCursor.objects.select_for_update().get(study=study, reviewer=reviewer)
+        # Locked, so a sweep expiring this lease right now is waited for here, before any
+        # quota row is held (waiting later, at the insert, could deadlock with the sweep).
         live = (
             Assignment.objects.filter(study=study, reviewer=reviewer, state=Assignment.State.LEASED)
+            .select_for_update(of=("self",))
             .select_related("item", "arm")
             .first()
         )
         if live is not None:
             return live
         arm_key = 0 if study.design == Study.Design.WITHIN else enrolment.arm_id
-        picked = _pick(study, reviewer, arm_key, cursor_row.sort_key) or _pick(study, reviewer, arm_key, -1)
-        if picked is None:
+        taken = _take(study, reviewer, arm_key, cursor_row, after=cursor_row.sort_key)
+        if taken is None and cursor_row.sort_key >= 0:
+            # Nothing after the cursor: look again from the start (slots given back by
+            # skips and expired leases behind the cursor).
+            taken = _take(study, reviewer, arm_key, cursor_row, after=-1)
+        if taken is None:
             return None
-        quota_id, item_id, sort_key, open_slots = picked
-        ItemQuota.objects.filter(pk=quota_id).update(open_slots=open_slots - 1)
-        slot = study.overlap_k - open_slots
+        item_id, open_after = taken
+        slot = study.overlap_k - open_after - 1
         arm = enrolment.arm if arm_key else _within_arm(study, item_id, slot)
         now = timezone.now()
         assignment = Assignment.objects.create(
@@ -158,23 +181,37 @@ def claim_next(*, study: Study, reviewer) -> Assignment | None:
             shown_at=now,
             lease_expires_at=now + timedelta(seconds=study.lease_seconds),
         )
-        cursor_row.sort_key = sort_key
-        cursor_row.save(update_fields=["sort_key"])
-    return Assignment.objects.select_related("item", "arm").get(pk=assignment.pk)
+    assignment.item = Item.objects.get(pk=item_id)
+    return assignment
 
 
-def _pick(study: Study, reviewer, arm_key: int, after: int):
-    """The first claimable quota row after the cursor, locked, skipping rows others hold."""
+def _take(study: Study, reviewer, arm_key: int, cursor_row: ReviewerCursor, *, after: int) -> tuple[int, int] | None:
+    """Take a slot of the first claimable item after ``after``, and move the cursor there.
+
+    One statement: the quota row is locked with SKIP LOCKED (racing reviewers pass each
+    other instead of queueing), its open slots decremented, the cursor moved. Returns
+    (item id, open slots left) or None when nothing is claimable.
+    """
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT q.id, q.item_id, q.sort_key, q.open_slots FROM {QUOTA} q
-            WHERE q.study_id = %s AND q.arm_key = %s AND q.open_slots > 0 AND q.sort_key > %s
-              AND NOT EXISTS (SELECT 1 FROM {ASSIGNMENT} a WHERE a.item_id = q.item_id AND a.reviewer_id = %s)
-            ORDER BY q.sort_key LIMIT 1
-            FOR UPDATE OF q SKIP LOCKED
-            """,  # noqa: S608
-            [study.pk, arm_key, after, reviewer.pk],
+            WITH picked AS (
+                SELECT q.id FROM {QUOTA} q
+                WHERE q.study_id = %s AND q.arm_key = %s AND q.open_slots > 0 AND q.sort_key > %s
+                  AND NOT EXISTS (
+                      SELECT 1 FROM {ASSIGNMENT} a WHERE a.item_id = q.item_id AND a.reviewer_id = %s
+                  )
+                ORDER BY q.sort_key LIMIT 1
+                FOR UPDATE OF q SKIP LOCKED
+            ), taken AS (
+                UPDATE {QUOTA} q SET open_slots = q.open_slots - 1 FROM picked WHERE q.id = picked.id
+                RETURNING q.item_id, q.sort_key, q.open_slots
+            ), moved AS (
+                UPDATE {CURSOR} c SET sort_key = taken.sort_key FROM taken WHERE c.id = %s
+            )
+            SELECT item_id, open_slots FROM taken
+            """,  # noqa: S608 (table names are our models')
+            [study.pk, arm_key, after, reviewer.pk, cursor_row.pk],
         )
         return cursor.fetchone()
 
@@ -205,7 +242,7 @@ def assignment_skip(*, study: Study, reviewer, assignment_id: int, reason: str) 
 def _own_assignment(study: Study, reviewer, assignment_id: int) -> Assignment:
     # Scoped to this reviewer and study: someone else's id is simply not found.
     assignment = (
-        Assignment.objects.select_for_update()
+        Assignment.objects.select_for_update(of=("self",))
         .filter(pk=assignment_id, study=study, reviewer=reviewer)
         .select_related("item", "arm")
         .first()
@@ -328,9 +365,9 @@ def _label_submit(
     one sent with the final answer.
     """
     assignment = _own_assignment(study, reviewer, assignment_id)
-    existing = Label.objects.filter(assignment=assignment, supersedes__isnull=True).first()
-    if existing is not None:
-        return existing, False
+    if assignment.state == Assignment.State.SUBMITTED:
+        # Answered already (a double click, a retry): the first answer stands.
+        return Label.objects.get(assignment=assignment, supersedes__isnull=True), False
     if assignment.arm.reveal and assignment.initial_values is None:
         raise QueueError("Give your own answer first; the AI's is shown after it.")
     errors = label_errors(study.label_schema, values, confidence, comment)

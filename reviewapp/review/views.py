@@ -40,6 +40,7 @@ def reviewer_view(view):
         )
         if enrolment is None:
             raise Http404("You are not enrolled in a study at this address.")
+        request.enrolment = enrolment
         return view(request, enrolment.study, *args, **kwargs)
 
     wrapped.__name__ = view.__name__
@@ -51,7 +52,7 @@ def reviewer_view(view):
 @reviewer_view
 def review_page(request: HttpRequest, study: Study) -> HttpResponse:
     """The current item (the live lease, or the next one claimed now)."""
-    return _render_work(request, study, _claim(study, request.user))
+    return _render_work(request, study, _claim(request, study))
 
 
 @require_POST
@@ -117,12 +118,12 @@ def _next(request: HttpRequest, study: Study, notice: str = "") -> HttpResponse:
         response = HttpResponseRedirect(reverse("review", args=[study.slug]))
         response.status_code = 303
         return response
-    return _render_work(request, study, _claim(study, request.user), notice=notice)
+    return _render_work(request, study, _claim(request, study), notice=notice)
 
 
-def _claim(study: Study, reviewer) -> Assignment | str | None:
+def _claim(request: HttpRequest, study: Study) -> Assignment | str | None:
     try:
-        return queue.claim_next(study=study, reviewer=reviewer)
+        return queue.claim_next(study=study, reviewer=request.user, enrolment=request.enrolment)
     except queue.StudyNotRunning as exc:
         return str(exc)
 
@@ -137,7 +138,7 @@ def _render_work(
     values: dict | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    context = {"study": _study_view(study), "notice": notice, "progress": _progress(study, request.user)}
+    context = {"study": _study_view(study), "notice": notice, "progress": _progress(request, study)}
     if isinstance(claimed, str):
         context["closed_message"] = claimed
     elif claimed is not None:
@@ -193,20 +194,19 @@ def _render_problem(request, study, assignment_id, errors, values, confidence, c
 
 
 def _render_notice(request: HttpRequest, study: Study, message: str, status: int) -> HttpResponse:
-    context = {"study": _study_view(study), "problem": message, "progress": _progress(study, request.user)}
+    context = {"study": _study_view(study), "problem": message, "progress": _progress(request, study)}
     template = "review/review.html#work" if request.htmx else "review/review.html"
     return render(request, template, context, status=status)
 
 
-def _progress(study: Study, reviewer) -> dict:
-    done = Label.objects.filter(study=study, reviewer=reviewer).count()
-    return {"done": done, **_queue_totals(study, reviewer)}
+def _progress(request: HttpRequest, study: Study) -> dict:
+    done = Label.objects.filter(study=study, reviewer=request.user).count()
+    arm_key = 0 if study.design == Study.Design.WITHIN else request.enrolment.arm_id
+    return {"done": done, **_queue_totals(study, arm_key)}
 
 
-def _queue_totals(study: Study, reviewer) -> dict:
-    """Slots done and open in this reviewer's queue: one pass over the quota rows, cached briefly."""
-    enrolment = Enrolment.objects.filter(study=study, reviewer=reviewer).only("arm_id").first()
-    arm_key = 0 if study.design == Study.Design.WITHIN or enrolment is None else enrolment.arm_id
+def _queue_totals(study: Study, arm_key: int) -> dict:
+    """Slots done and open in this arm's queue: one pass over the quota rows, cached briefly."""
     key = f"queue-totals:{study.pk}:{arm_key}"
     totals = cache.get(key)
     if totals is None:
