@@ -179,3 +179,20 @@ class TestReviewingInTheBrowser:
         slow_page.get_by_role("link", name="Load the next item").click()
         slow_page.wait_for_selector("#answer-form")
         assert Assignment.objects.get(reviewer=slow, state="leased").item_id != lease.item_id
+
+    def test_escape_opens_skip_and_enter_skips_with_the_chosen_reason(self, live_server, page_factory, study):
+        make_items(study, 2)
+        reviewer = enrol(study, "sky", "control")
+        page = page_factory()
+        open_review(page, live_server.url, study, "sky")
+        skipped = Assignment.objects.get(reviewer=reviewer, state="leased")
+        page.keyboard.press("Escape")
+        expect(page.locator("#skip")).to_have_attribute("open", "")
+        page.keyboard.press("ArrowDown")  # the second reason
+        page.keyboard.press("Enter")
+        expect(page.locator(".flash")).to_have_text("Skipped; you will not see this item again.")
+        skipped.refresh_from_db()
+        assert skipped.state == "skipped"
+        assert skipped.skip_reason == "The transcript is broken or unreadable"
+        assert Assignment.objects.get(reviewer=reviewer, state="leased").item_id != skipped.item_id
+        assert page.console_errors == []
