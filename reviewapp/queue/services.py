@@ -68,15 +68,26 @@ def quotas_sync(*, study: Study, from_item_id: int = 0) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            INSERT INTO {QUOTA} (study_id, item_id, arm_key, sort_key, open_slots, submitted)
-            SELECT i.study_id, i.id, keys.arm_key, (%s - i.priority) * %s + i.id, %s, 0
-            FROM {Item._meta.db_table} i CROSS JOIN unnest(%s::bigint[]) AS keys(arm_key)
-            WHERE i.study_id = %s AND i.id >= %s
-            ON CONFLICT (item_id, arm_key) DO NOTHING
+            WITH new AS (
+                INSERT INTO {QUOTA} (study_id, item_id, arm_key, sort_key, open_slots, submitted)
+                SELECT i.study_id, i.id, keys.arm_key, (%s - i.priority) * %s + i.id, %s, 0
+                FROM {Item._meta.db_table} i CROSS JOIN unnest(%s::bigint[]) AS keys(arm_key)
+                WHERE i.study_id = %s AND i.id >= %s
+                ON CONFLICT (item_id, arm_key) DO NOTHING
+                RETURNING sort_key
+            ), first_new AS (
+                SELECT min(sort_key) AS sort_key FROM new
+            ), pulled_back AS (
+                -- A cursor already past a new item would serve it only after everything
+                -- else: move such cursors back so priority, then age, still decides.
+                UPDATE {CURSOR} c SET sort_key = first_new.sort_key - 1 FROM first_new
+                WHERE c.study_id = %s AND c.sort_key >= first_new.sort_key
+            )
+            SELECT count(*) FROM new
             """,  # noqa: S608 (table names are our models')
-            [PRIORITY_OFFSET, ITEM_ID_SPAN, study.overlap_k, arm_keys(study), study.pk, from_item_id],
+            [PRIORITY_OFFSET, ITEM_ID_SPAN, study.overlap_k, arm_keys(study), study.pk, from_item_id, study.pk],
         )
-        return cursor.rowcount
+        return cursor.fetchone()[0]
 
 
 def quotas_rebuild(*, study: Study) -> None:
@@ -166,8 +177,12 @@ def claim_next(*, study: Study, reviewer, enrolment: Enrolment | None = None) ->
         if taken is None:
             return None
         item_id, open_after = taken
-        slot = study.overlap_k - open_after - 1
-        arm = enrolment.arm if arm_key else _within_arm(study, item_id, slot)
+        if arm_key:
+            slot, arm = study.overlap_k - open_after - 1, enrolment.arm
+        else:
+            # The arm follows the slot: reuse the slot an expired or skipped lease gave back.
+            slot = _free_slot(item_id, study.overlap_k)
+            arm = _within_arm(study, item_id, slot)
         now = timezone.now()
         assignment = Assignment.objects.create(
             study=study,
@@ -214,6 +229,20 @@ def _take(study: Study, reviewer, arm_key: int, cursor_row: ReviewerCursor, *, a
             [study.pk, arm_key, after, reviewer.pk, cursor_row.pk],
         )
         return cursor.fetchone()
+
+
+def _free_slot(item_id: int, k: int) -> int:
+    """The lowest slot of a within-subjects item that no live or submitted assignment holds.
+
+    The caller has just taken the item's quota row (locked), so this cannot race; a slot
+    was open, so fewer than k assignments hold one and the set below is never empty.
+    """
+    held = set(
+        Assignment.objects.filter(
+            item_id=item_id, quota_arm_key=0, state__in=[Assignment.State.LEASED, Assignment.State.SUBMITTED]
+        ).values_list("slot", flat=True)
+    )
+    return min(set(range(k)) - held)
 
 
 def _within_arm(study: Study, item_id: int, slot: int) -> Arm:
