@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Assignment, Label
+from .models import Assignment, Label, LateSubmission
 
 
 @admin.register(Assignment)
@@ -19,6 +19,22 @@ class LabelAdmin(admin.ModelAdmin):
     list_display = ["item", "reviewer", "arm", "values", "submitted_at"]
     list_filter = ["study", "arm"]
     readonly_fields = [f.name for f in Label._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(LateSubmission)
+class LateSubmissionAdmin(admin.ModelAdmin):
+    # Kept for audit: answers that came after their slot was taken. Never counted, never edited.
+    list_display = ["assignment", "reason", "received_at"]
+    readonly_fields = [f.name for f in LateSubmission._meta.fields]
 
     def has_add_permission(self, request):
         return False
