@@ -174,6 +174,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "reviewapp.queue.tasks.expire_leases",
         "schedule": 30.0,
     },
+    # The reviewers' progress line reads these totals instead of summing the queue.
+    "queue-refresh-progress": {
+        "task": "reviewapp.queue.tasks.refresh_progress",
+        "schedule": 30.0,
+    },
 }
 
 # --- Security -------------------------------------------------------------------

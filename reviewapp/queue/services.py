@@ -21,11 +21,25 @@ from reviewapp.studies.models import Arm, Enrolment, Study
 from reviewapp.studies.randomization import allocate_assignment
 from reviewapp.studies.schema import schema_errors, value_error
 
-from .models import ITEM_ID_SPAN, PRIORITY_OFFSET, Assignment, ItemQuota, Label, LateSubmission, ReviewerCursor
+from .models import (
+    ITEM_ID_SPAN,
+    PRIORITY_OFFSET,
+    Assignment,
+    ItemQuota,
+    Label,
+    LateSubmission,
+    QueueProgress,
+    ReviewerCursor,
+)
 
 QUOTA = ItemQuota._meta.db_table
 ASSIGNMENT = Assignment._meta.db_table
 CURSOR = ReviewerCursor._meta.db_table
+PROGRESS = QueueProgress._meta.db_table
+# Progress figures older than this are recomputed by the next page that shows them.
+PROGRESS_MAX_AGE = timedelta(seconds=60)
+# Namespace of the advisory lock that lets one request at a time refresh a study's figures.
+PROGRESS_LOCK = 7_341_001
 MAX_COMMENT = 5000
 
 
@@ -132,6 +146,45 @@ def leases_expire(*, study: Study, limit: int = 500) -> int:
             [study.pk, limit],
         )
         return cursor.fetchone()[0]
+
+
+def progress_refresh(*, study: Study) -> None:
+    """Recompute every arm's queue totals of a study in one pass over its quota rows."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {PROGRESS} (study_id, arm_key, submitted, open_slots, open_items, refreshed_at)
+            SELECT study_id, arm_key, sum(submitted), sum(open_slots), count(*) FILTER (WHERE open_slots > 0), now()
+            FROM {QUOTA} WHERE study_id = %s GROUP BY study_id, arm_key
+            ON CONFLICT (study_id, arm_key) DO UPDATE SET
+                submitted = EXCLUDED.submitted, open_slots = EXCLUDED.open_slots,
+                open_items = EXCLUDED.open_items, refreshed_at = EXCLUDED.refreshed_at
+            """,  # noqa: S608
+            [study.pk],
+        )
+
+
+def progress_totals(*, study: Study, arm_key: int) -> dict[str, int]:
+    """One arm's queue totals for the progress line, at most about a minute old.
+
+    The beat task keeps them fresh; without it the first request to find them stale
+    recomputes them, and requests arriving meanwhile show the previous figures rather
+    than queueing behind a full pass.
+    """
+    row = QueueProgress.objects.filter(study=study, arm_key=arm_key).first()
+    if row is None or row.refreshed_at < timezone.now() - PROGRESS_MAX_AGE:
+        with transaction.atomic(), connection.cursor() as cursor:
+            if row is None:  # Nothing to show yet: wait for whoever is computing them.
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s), true", [PROGRESS_LOCK, study.pk])
+            else:
+                cursor.execute("SELECT null, pg_try_advisory_xact_lock(%s, %s)", [PROGRESS_LOCK, study.pk])
+            if cursor.fetchone()[1]:
+                progress_refresh(study=study)
+        row = QueueProgress.objects.filter(study=study, arm_key=arm_key).first() or row
+    if row is None:  # A study without quota rows (no items yet).
+        return {"open_items": 0, "percent": 0}
+    total = row.submitted + row.open_slots
+    return {"open_items": row.open_items, "percent": round(100 * row.submitted / total) if total else 0}
 
 
 def _enrolment(study: Study, reviewer) -> Enrolment:

@@ -21,3 +21,15 @@ def expire_leases() -> int:
         while (count := services.leases_expire(study=study, limit=1000)) > 0:
             freed += count
     return freed
+
+
+@shared_task
+def refresh_progress() -> int:
+    """Recompute the reviewers' progress figures of every running study; returns how many.
+
+    Idempotent: each run overwrites the figures with the current totals.
+    """
+    studies = list(Study.objects.filter(status=Study.Status.RUNNING).only("id"))
+    for study in studies:
+        services.progress_refresh(study=study)
+    return len(studies)

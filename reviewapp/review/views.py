@@ -7,8 +7,6 @@ Cache-Control: no-store, and scoped to the requesting reviewer's enrolment.
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
-from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -16,12 +14,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from reviewapp.queue import services as queue
-from reviewapp.queue.models import Assignment, ItemQuota, Label
+from reviewapp.queue.models import Assignment, Label
 from reviewapp.studies.models import Enrolment, Study
 
 from . import presenters
 
-PROGRESS_CACHE_SECONDS = 15
 SKIP_REASONS = [
     "I cannot judge this without more context",
     "The transcript is broken or unreadable",
@@ -202,25 +199,4 @@ def _render_notice(request: HttpRequest, study: Study, message: str, status: int
 def _progress(request: HttpRequest, study: Study) -> dict:
     done = Label.objects.filter(study=study, reviewer=request.user).count()
     arm_key = 0 if study.design == Study.Design.WITHIN else request.enrolment.arm_id
-    return {"done": done, **_queue_totals(study, arm_key)}
-
-
-def _queue_totals(study: Study, arm_key: int) -> dict:
-    """Slots done and open in this arm's queue: one pass over the quota rows, cached briefly."""
-    key = f"queue-totals:{study.pk}:{arm_key}"
-    totals = cache.get(key)
-    if totals is None:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT coalesce(sum(submitted), 0), coalesce(sum(open_slots), 0), count(*) "  # noqa: S608
-                f"FILTER (WHERE open_slots > 0) FROM {ItemQuota._meta.db_table} WHERE study_id = %s AND arm_key = %s",
-                [study.pk, arm_key],
-            )
-            submitted, open_slots, open_items = cursor.fetchone()
-        total = submitted + open_slots
-        totals = {
-            "open_items": open_items,
-            "percent": round(100 * submitted / total) if total else 0,
-        }
-        cache.set(key, totals, PROGRESS_CACHE_SECONDS)
-    return totals
+    return {"done": done, **queue.progress_totals(study=study, arm_key=arm_key)}

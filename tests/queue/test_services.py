@@ -22,7 +22,7 @@ from django.utils import timezone
 from reviewapp.ingest.models import Item
 from reviewapp.ingest.parsing import parse_jsonl
 from reviewapp.ingest.services import items_ingest
-from reviewapp.queue.models import Assignment, ItemQuota, Label, LateSubmission
+from reviewapp.queue.models import Assignment, ItemQuota, Label, LateSubmission, QueueProgress
 from reviewapp.queue.services import (
     InvalidLabel,
     NotEnrolled,
@@ -33,8 +33,10 @@ from reviewapp.queue.services import (
     claim_next,
     label_submit,
     leases_expire,
+    progress_totals,
     quotas_sync,
 )
+from reviewapp.queue.tasks import refresh_progress
 from reviewapp.studies.models import Enrolment, Study
 from reviewapp.studies.services import enrolment_create, study_transition
 
@@ -490,3 +492,27 @@ class TestQueueServices:
             transaction.set_rollback(True)
         # The pick starts at the reviewer's cursor: it reads a handful of quota rows, not 2,000.
         assert plan_rows_read(plan["Plan"], ItemQuota._meta.db_table) <= 5
+
+    # --- progress -------------------------------------------------------------------
+
+    def test_progress_counts_the_arms_queue_and_refreshes_once_stale(self, study):
+        ingest(study, "a", "b")
+        user = reviewer(study)
+        arm_id = Enrolment.objects.get(reviewer=user).arm_id
+
+        # 2 items x k=3 slots in this arm, nothing done yet.
+        assert progress_totals(study=study, arm_key=arm_id) == {"open_items": 2, "percent": 0}
+
+        review(study, user)
+        # Within a minute the stored figures stand: no request sums the queue again.
+        assert progress_totals(study=study, arm_key=arm_id) == {"open_items": 2, "percent": 0}
+
+        QueueProgress.objects.filter(study=study).update(refreshed_at=timezone.now() - timedelta(minutes=5))
+        assert progress_totals(study=study, arm_key=arm_id) == {"open_items": 2, "percent": 17}  # 1 of 6
+
+        # The beat task refreshes every running study at once.
+        assert refresh_progress() == 1
+        assert QueueProgress.objects.get(study=study, arm_key=arm_id).submitted == 1
+
+    def test_progress_of_a_study_without_items_is_empty(self, study):
+        assert progress_totals(study=study, arm_key=0) == {"open_items": 0, "percent": 0}
