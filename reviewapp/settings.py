@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "reviewapp.ingest",
     "reviewapp.queue",
     "reviewapp.review",
+    "reviewapp.metrics",
 ]
 
 MIDDLEWARE = [
@@ -163,8 +164,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=30 
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
-    # Upload files whose ingest job has finished are deleted; later issues add the
-    # metrics schedule here.
+    # Upload files whose ingest job has finished are deleted.
     "ingest-cleanup-uploads": {
         "task": "reviewapp.ingest.tasks.cleanup_finished_uploads",
         "schedule": 3600.0,
@@ -173,6 +173,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "queue-expire-leases": {
         "task": "reviewapp.queue.tasks.expire_leases",
         "schedule": 30.0,
+    },
+    # Running studies' metrics follow their labels; an unchanged study is skipped.
+    "metrics-refresh-running-studies": {
+        "task": "reviewapp.metrics.tasks.refresh_running_studies",
+        "schedule": env.float("METRICS_REFRESH_SECONDS", default=600.0),
     },
     # The reviewers' progress line reads these totals instead of summing the queue.
     "queue-refresh-progress": {

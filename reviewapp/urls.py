@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from reviewapp.metrics import views as metrics_views
 from reviewapp.review import views as review_views
 from reviewapp.studies import views as study_views
 
@@ -28,6 +29,8 @@ urlpatterns = [
     path(study + "items/<int:item_id>/gold/", study_views.item_gold, name="item-gold"),
     path(study + "probes/", study_views.probes_generate, name="probes-generate"),
     path(study + "audit/", study_views.study_audit, name="study-audit"),
+    path(study + "metrics/", metrics_views.metrics_panel, name="study-metrics"),
+    path(study + "metrics/run/", metrics_views.metrics_run, name="study-metrics-run"),
     path("join/<str:token>/", study_views.join, name="join"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

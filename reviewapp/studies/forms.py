@@ -7,19 +7,14 @@ import json
 from django import forms
 from django.contrib.auth import get_user_model
 
+from reviewapp.metrics.stats.rubber_stamp import DEFAULT_THRESHOLDS
+
 from .models import Arm, Study
 from .schema import schema_errors
 from .services import DESIGN_FIELDS
 
-DEFAULT_FLAG_THRESHOLDS = {
-    # A reviewer is flagged only when two or more of these are crossed (DESIGN.md).
-    "probe_agree_max": 0.5,
-    "discrimination_gap_min": 0.1,
-    "fast_share_max": 0.3,
-    "streak_ratio_max": 2.0,
-    "entropy_min": 0.3,
-    "evidence_opened_min": 0.2,
-}
+# A reviewer is flagged only when two or more of these are crossed (DESIGN.md).
+DEFAULT_FLAG_THRESHOLDS = DEFAULT_THRESHOLDS
 
 
 class PrettyJSONField(forms.JSONField):

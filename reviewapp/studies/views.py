@@ -22,6 +22,7 @@ from reviewapp.ingest.files import file_kind, new_upload_path
 from reviewapp.ingest.models import IngestJob, Item
 from reviewapp.ingest.parsing import BodyError
 from reviewapp.ingest.services import ingest_job_create
+from reviewapp.metrics.views import metrics_context
 
 from . import services
 from .access import is_researcher, researcher_required, researcher_studies, researcher_study_or_404
@@ -86,6 +87,7 @@ def study_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "upload_form": UploadForm(),
         "token_form": TokenForm(),
         "tokens": study.ingest_tokens.order_by("-created_at"),
+        "metrics_panel": metrics_context(study),
     }
     if request.htmx and request.GET.get("part") == "jobs":
         response = render(request, "studies/study_detail.html#jobs", context)

@@ -1,0 +1,144 @@
+"""Reliance on AI advice: agreement, over- and under-reliance, switching, RAIR/RSR, accuracy.
+
+Arrays in, ``Estimate`` dicts out. Each array holds one row per label and integer decision
+codes; ``-1`` means missing or unknown (truth is unknown for items without gold, the
+initial decision exists only in reveal mode). A row with a missing code in an array a
+metric needs is left out of that metric only, so one unknown gold label does not remove
+the row from the agreement fraction, which does not need gold.
+
+Every proportion carries a Wilson interval (``intervals.proportion``). These intervals
+treat labels as independent; labels cluster by reviewer, so differences between arms also
+need the cluster bootstrap in ``clustered.py`` (DESIGN.md, Metrics).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .intervals import Estimate, finite_or_none, proportion
+
+MISSING = -1
+
+# Every key is always present, so a report can lay out the same table for every study;
+# a metric whose inputs were not given (no gold, no initial decision) is an empty Estimate.
+METRICS = (
+    "agreement",
+    "overreliance",
+    "underreliance",
+    "accuracy",
+    "switch_fraction",
+    "rair",
+    "rsr",
+    "accuracy_initial",
+    "accuracy_ai",
+)
+
+
+def _codes(values: np.ndarray | None, length: int, name: str) -> np.ndarray | None:
+    if values is None:
+        return None
+    array = np.asarray(values)
+    if array.ndim != 1 or array.shape[0] != length:
+        raise ValueError(f"`{name}` must be one-dimensional with one row per label ({length}), got {array.shape}")
+    return array
+
+
+def _known(*arrays: np.ndarray) -> np.ndarray:
+    """Rows where every given array holds a code (not -1; a float array's NaN counts as missing too)."""
+    mask = np.ones(arrays[0].shape[0], dtype=bool)
+    for array in arrays:
+        mask &= array != MISSING
+        if np.issubdtype(array.dtype, np.floating):
+            mask &= ~np.isnan(array)
+    return mask
+
+
+def _share(event: np.ndarray, base: np.ndarray, confidence: float) -> dict:
+    """Share of the rows in `base` where `event` holds, with its Wilson interval."""
+    return proportion(int(np.count_nonzero(event & base)), int(np.count_nonzero(base)), confidence).as_dict()
+
+
+def reliance_metrics(
+    final: np.ndarray,
+    ai: np.ndarray,
+    truth: np.ndarray | None = None,
+    initial: np.ndarray | None = None,
+    *,
+    confidence: float = 0.95,
+) -> dict[str, dict]:
+    """Reliance metrics of one set of labels (typically one arm, or one arm split by item type).
+
+    Returns ``Estimate.as_dict()`` for each name in ``METRICS``:
+
+    - ``agreement``: P(final = AI), the "agreement fraction" of Yin, Wortman Vaughan &
+      Wallach (CHI 2019). In a control arm, where the AI recommendation is hidden, this is
+      the baseline agreement against which the deference effect is measured (DESIGN.md).
+    - ``overreliance``: P(final = AI | AI != truth), agreeing with a wrong AI;
+      ``underreliance``: P(final != AI | AI = truth), rejecting a right AI (Buçinca,
+      Malaya & Gajos, CSCW 2021; Vasconcelos et al., CSCW 2023).
+    - ``accuracy``: P(final = truth); ``accuracy_ai``: P(AI = truth).
+    - Reveal mode (``initial`` given), after Yin et al. (2019): ``switch_fraction``
+      P(final = AI | initial != AI), how often a reviewer who disagreed at first switched
+      to the AI; ``accuracy_initial`` P(initial = truth).
+    - ``rair`` and ``rsr`` (Schemmer et al., IUI 2023, "Appropriate reliance on AI
+      advice"): relative AI reliance, the share of cases with the initial decision wrong
+      and the AI right in which the final decision follows the AI; relative self-reliance,
+      the share of cases with the initial decision right and the AI wrong in which the
+      final decision stays with the initial one.
+
+    A metric whose inputs are absent, or whose conditioning set is empty, is undefined:
+    value None and n 0, never 0.
+    """
+    final = np.asarray(final)
+    if final.ndim != 1:
+        raise ValueError(f"`final` must be one-dimensional, got shape {final.shape}")
+    length = final.shape[0]
+    ai = _codes(ai, length, "ai")
+    truth = _codes(truth, length, "truth")
+    initial = _codes(initial, length, "initial")
+
+    empty = Estimate.empty("wilson").as_dict()
+    result = {name: dict(empty) for name in METRICS}
+
+    rows = _known(final, ai)
+    result["agreement"] = _share(final == ai, rows, confidence)
+
+    if truth is not None:
+        rows = _known(final, ai, truth)
+        ai_right = ai == truth
+        result["overreliance"] = _share(final == ai, rows & ~ai_right, confidence)
+        result["underreliance"] = _share(final != ai, rows & ai_right, confidence)
+        result["accuracy"] = _share(final == truth, _known(final, truth), confidence)
+        result["accuracy_ai"] = _share(ai_right, _known(ai, truth), confidence)
+
+    if initial is not None:
+        rows = _known(final, ai, initial)
+        result["switch_fraction"] = _share(final == ai, rows & (initial != ai), confidence)
+
+    if initial is not None and truth is not None:
+        rows = _known(final, ai, initial, truth)
+        initial_right, ai_right = initial == truth, ai == truth
+        result["rair"] = _share(final == ai, rows & ~initial_right & ai_right, confidence)
+        result["rsr"] = _share(final == initial, rows & initial_right & ~ai_right, confidence)
+        result["accuracy_initial"] = _share(initial_right, _known(initial, truth), confidence)
+
+    return result
+
+
+def weight_of_advice(initial: float, advice: float, final: float) -> float | None:
+    """Weight of advice, (final - initial) / (advice - initial), for a numeric field.
+
+    0 keeps the initial estimate, 1 adopts the advice (Harvey & Fischer 1997; Yaniv 2004).
+    Not truncated to [0, 1]: moving past the advice or away from it is information, and
+    a report that wants the truncated form many studies use can clip it.
+    Undefined (None) when the advice equals the initial estimate, where no shift can be
+    attributed to the advice, or when any input is missing or not finite.
+    """
+    if initial is None or advice is None or final is None:
+        return None
+    initial, advice, final = float(initial), float(advice), float(final)
+    if not all(math.isfinite(value) for value in (initial, advice, final)) or advice == initial:
+        return None
+    return finite_or_none((final - initial) / (advice - initial))

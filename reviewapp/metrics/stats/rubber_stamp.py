@@ -1,0 +1,493 @@
+"""Rubber-stamp indicators per reviewer, shrunk toward the room, flagged on two or more.
+
+DESIGN.md (Metrics): per reviewer, the probe pass rate, the discrimination gap, the share of
+decisions faster than the reading floor, the longest agree streak against what the
+reviewer's own rate predicts, label entropy, evidence opened, and drift over the session.
+"Flag a reviewer only when two or more shrunken indicators cross the study's thresholds,
+and show the numbers behind the flag."
+
+Arrays in (one row per label), one dict per reviewer out. Each indicator is
+``{"raw", "shrunk", "n", "threshold", "crossed"}``; ``None`` means undefined (no data),
+never NaN, so the result stores as JSON as it is.
+
+AI-based and AI-free indicators. A row with ``agree == -1`` is a decision made without the
+AI recommendation on screen (the control arm). Agreement with the hidden recommendation is
+a meaningful baseline for the arm comparisons, but nobody can rubber-stamp advice they never
+saw, so such rows are left out of the AI-based indicators (probe_agree,
+discrimination_gap, streak_ratio, drift). A control-arm reviewer therefore has ``None`` for
+those four and can be flagged only by crossing two of the AI-free ones (fast_share,
+entropy, evidence_opened).
+
+Shrinkage (DESIGN.md: "shrunken indicators"). Reviewers with few labels have noisy
+indicators; flagging on raw values would flag them for noise. Every indicator is shrunk
+toward the room by empirical Bayes: a prior is estimated from all reviewers by the method of
+moments and each reviewer's posterior mean is reported (Efron & Morris 1975, "Data analysis
+using Stein's estimator and its generalizations", JASA 70:311-319; Morris 1983, "Parametric
+empirical Bayes inference", JASA 78:47-55).
+  * Proportions (probe_agree, fast_share, evidence_opened): a Beta(a, b) prior fitted by the
+    method of moments for overdispersed binomial data (Kleinman 1973, "Proportions with
+    extraneous variance", JASA 68:46-54); the posterior mean is (x + a) / (n + a + b).
+  * Other indicators (discrimination_gap, streak_ratio, entropy, drift): normal-normal
+    shrinkage m + w (raw - m) with w = tau^2 / (tau^2 + v_i), v_i the reviewer's sampling
+    variance and tau^2 = Var(raw) - mean(v) the method-of-moments between-reviewer variance.
+    Written as w = n / (n + n0) this is n0 = n v_i / tau^2; where v_i = sigma^2 / n (gap,
+    entropy, drift) n0 = sigma^2 / tau^2 is one number for the room.
+  * Both families are held to a prior worth between PRIOR_STRENGTH_MIN and PRIOR_STRENGTH_MAX
+    labels (a + b, or n0). The minimum keeps a reviewer with three labels from being judged on
+    three labels however spread out the room is; the maximum keeps a reviewer's own data in
+    play when the room shows no spread beyond noise (the moment estimate is then infinite and
+    would erase every reviewer into the room's mean, a real outlier included).
+Flags use the shrunken value; the raw value and n are reported beside it.
+
+Pure numpy/scipy, no Django: services and tests call it with plain arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+from scipy import stats
+
+from .intervals import finite_or_none
+
+# The study's default thresholds; the study form offers these (studies/forms.py imports them).
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "probe_agree_max": 0.5,
+    "discrimination_gap_min": 0.1,
+    "fast_share_max": 0.3,
+    "streak_ratio_max": 2.0,
+    "entropy_min": 0.3,
+    "evidence_opened_min": 0.2,
+    "drift_max": 0.25,
+}
+
+# name -> (threshold key, direction). "max": high is bad, crossed when shrunk > threshold;
+# "min": low is bad, crossed when shrunk < threshold. A value exactly at the threshold does
+# not cross. The order here is the order of the output dicts and of "crossed".
+INDICATORS: dict[str, tuple[str, str]] = {
+    "probe_agree": ("probe_agree_max", "max"),
+    "discrimination_gap": ("discrimination_gap_min", "min"),
+    "fast_share": ("fast_share_max", "max"),
+    "streak_ratio": ("streak_ratio_max", "max"),
+    "entropy": ("entropy_min", "min"),
+    "evidence_opened": ("evidence_opened_min", "min"),
+    "drift": ("drift_max", "max"),
+}
+AI_INDICATORS = ("probe_agree", "discrimination_gap", "streak_ratio", "drift")
+
+# DESIGN.md: flag only when two or more shrunken indicators cross.
+MIN_CROSSED_TO_FLAG = 2
+
+# Bounds on the prior's weight, in labels (a + b for the beta prior, n0 for the normal one).
+# 4 is the pseudo-count of Agresti & Coull's (1998) "add two successes and two failures";
+# 50 lets a reviewer with a few hundred labels keep most of their own signal (w >= 0.8 at
+# n = 200) when the room looks homogeneous. Both are choices, not estimates.
+PRIOR_STRENGTH_MIN = 4.0
+PRIOR_STRENGTH_MAX = 50.0
+
+# Expected longest run: exact recursion up to this length; beyond it Schilling's formula
+# when at least this many disagreements are expected, else the spacings mixture (see
+# expected_longest_run for the error of each).
+EXACT_RUN_MAX_N = 200
+SCHILLING_MIN_FAILURES = 10.0
+_EXACT_CHUNK = 32  # reviewers per vectorized exact recursion (memory: 201 x 200 x 32 floats)
+
+
+# --- Expected longest run -------------------------------------------------------------
+
+
+def schilling_expected_longest_run(p: float | np.ndarray, n: float | np.ndarray) -> np.ndarray:
+    """E[R_n] ~ log_{1/p}(n q) + gamma / ln(1/p) - 1/2 for the longest run of successes in n
+    Bernoulli(p) trials (Schilling 1990, "The longest run of heads", College Math J
+    21:196-207; q = 1 - p, gamma Euler's constant). Asymptotic in n q: within 0.1 of the
+    exact value once n q >= 10, useless (even negative) when n q is near 1."""
+    p = np.asarray(p, dtype=float)
+    n = np.asarray(n, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_inv_p = np.log(1.0 / p)
+        return np.log(n * (1.0 - p)) / log_inv_p + np.euler_gamma / log_inv_p - 0.5
+
+
+def schilling_longest_run_variance(p: float | np.ndarray) -> np.ndarray:
+    """Var[R_n] ~ pi^2 / (6 ln^2(1/p)) + 1/12, nearly free of n (Schilling 1990, after
+    Gordon, Schilling & Waterman 1986). It overstates the variance for short sequences,
+    which only means more shrinkage where there is little data."""
+    p = np.asarray(p, dtype=float)
+    return math.pi**2 / (6.0 * np.log(1.0 / p) ** 2) + 1.0 / 12.0
+
+
+def _exact_expected_longest_run(p: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Exact E[L] = sum_k P(L >= k), with u_m(k) = P(no run of k in m trials) from the
+    renewal recursion u_m = u_{m-1} - q p^k u_{m-k-1} (m > k), u_k = 1 - p^k, u_m = 1 for
+    m < k (Feller 1968, An Introduction to Probability Theory, vol. 1, ch. XIII.7).
+    All k at once, a chunk of reviewers at once; O(max(n)^2) per chunk."""
+    out = np.empty(len(p))
+    for start in range(0, len(p), _EXACT_CHUNK):
+        pc = p[start : start + _EXACT_CHUNK]
+        nc = n[start : start + _EXACT_CHUNK].astype(np.int64)
+        top = int(nc.max())
+        k = np.arange(1, top + 1)
+        pk = pc[None, :] ** k[:, None]  # (k, reviewer)
+        qpk = (1.0 - pc)[None, :] * pk
+        u = np.ones((top + 1, top, len(pc)))  # u[m, k - 1, reviewer]
+        for m in range(1, top + 1):
+            u[m] = u[m - 1]
+            if m > 1:
+                ks = np.arange(1, m)  # k < m: the lag m - k - 1 runs from m - 2 down to 0
+                u[m, : m - 1] -= qpk[: m - 1] * u[m - 1 - ks, ks - 1]
+            u[m, m - 1] -= pk[m - 1]  # k == m: u_k = 1 - p^k
+        out[start : start + len(pc)] = (1.0 - u[nc, :, np.arange(len(pc))]).sum(axis=1)
+    return out
+
+
+def _spacings_expected_longest_run(p: float, n: int) -> float:
+    """E[L] for long sequences with few failures. Given f failures, the n - f successes fall
+    into f + 1 gaps as a uniform random composition; the largest of f + 1 uniform spacings
+    of an interval has mean H_{f+1} / (f + 1) of its length (Whitworth 1897; Pyke 1965,
+    "Spacings", JRSS B 27:395-449). Mixed over f ~ Binomial(n, q): within one run (under
+    1%) of the exact value for n q < 10, where Schilling's formula fails."""
+    f = np.arange(n + 1)
+    weights = stats.binom.pmf(f, n, 1.0 - p)
+    harmonic = np.cumsum(1.0 / np.arange(1, n + 2))  # harmonic[f] = H_{f+1}
+    return float(np.sum(weights * (n - f) * harmonic / (f + 1)))
+
+
+def expected_longest_run(p: float | np.ndarray, n: int | np.ndarray) -> np.ndarray:
+    """Expected longest run of successes in n Bernoulli(p) trials, for arrays of (p, n).
+
+    p = 1 gives n and p = 0 gives 0 (no randomness). Otherwise: the exact recursion for
+    n <= EXACT_RUN_MAX_N, where Schilling's asymptotic formula is off for tiny n (n = 3,
+    p = 0.5: 0.92 against the exact 1.375); Schilling's formula when n q >= 10 (error
+    < 0.1); the spacings mixture when n q < 10 (error < 1 run, < 1%). n = 0 gives NaN.
+    """
+    p = np.atleast_1d(np.asarray(p, dtype=float))
+    n = np.atleast_1d(np.asarray(n, dtype=float))
+    p, n = np.broadcast_arrays(p, n)
+    out = np.full(p.shape, np.nan)
+    defined = (n > 0) & np.isfinite(p)
+    out[defined & (p >= 1.0)] = n[defined & (p >= 1.0)]
+    out[defined & (p <= 0.0)] = 0.0
+    random = defined & (p > 0.0) & (p < 1.0)
+    exact = random & (n <= EXACT_RUN_MAX_N)
+    if exact.any():
+        out[exact] = _exact_expected_longest_run(p[exact], n[exact])
+    schilling = random & ~exact & (n * (1.0 - p) >= SCHILLING_MIN_FAILURES)
+    out[schilling] = schilling_expected_longest_run(p[schilling], n[schilling])
+    for index in np.flatnonzero(random & ~exact & ~schilling):
+        out[index] = _spacings_expected_longest_run(float(p[index]), int(n[index]))
+    return out
+
+
+# --- Shrinkage ------------------------------------------------------------------------
+
+
+def beta_binomial_prior(x: np.ndarray, n: np.ndarray) -> tuple[float, float]:
+    """Beta(a, b) prior across reviewers by the method of moments (Kleinman 1973).
+
+    With rates r_i = x_i / n_i, mean mu and intra-class correlation rho = 1 / (a + b + 1),
+    E[(r_i - mu)^2] = mu (1 - mu) (rho + (1 - rho) / n_i); so with S the sample variance of
+    the rates and h = mean(1 / n_i), rho = (S / (mu (1 - mu)) - h) / (1 - h). Each reviewer
+    counts once (unweighted mean and variance): the prior describes reviewers, not labels.
+    a + b = 1 / rho - 1 is held to [PRIOR_STRENGTH_MIN, PRIOR_STRENGTH_MAX]; rho <= 0 (no
+    spread beyond binomial noise), a single reviewer, or all n_i = 1 (rho not identified)
+    give the maximum.
+    """
+    x = np.asarray(x, dtype=float)
+    n = np.asarray(n, dtype=float)
+    has = n > 0
+    if not has.any():
+        return math.nan, math.nan
+    rates = x[has] / n[has]
+    mu = float(rates.mean())
+    strength = PRIOR_STRENGTH_MAX
+    spread = mu * (1.0 - mu)
+    mean_inverse_n = float(np.mean(1.0 / n[has]))
+    if rates.size >= 2 and spread > 0 and mean_inverse_n < 1.0:
+        rho = (float(rates.var(ddof=1)) / spread - mean_inverse_n) / (1.0 - mean_inverse_n)
+        if rho > 0:
+            strength = min(max(1.0 / rho - 1.0, PRIOR_STRENGTH_MIN), PRIOR_STRENGTH_MAX)
+    return mu * strength, (1.0 - mu) * strength
+
+
+def shrink_proportions(x: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Posterior means (x + a) / (n + a + b) under the fitted beta prior; NaN where n = 0."""
+    x = np.asarray(x, dtype=float)
+    n = np.asarray(n, dtype=float)
+    a, b = beta_binomial_prior(x, n)
+    out = np.full(n.shape, np.nan)
+    has = n > 0
+    out[has] = (x[has] + a) / (n[has] + a + b)
+    return out
+
+
+def shrink_toward_mean(raw: np.ndarray, variance: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Normal-normal shrinkage m + w (raw - m), w = n / (n + n0_i), n0_i = n v_i / tau^2.
+
+    m is the unweighted mean over reviewers with a value and tau^2 = Var(raw) - mean(v) the
+    method-of-moments between-reviewer variance (Efron & Morris 1975; Morris 1983). n0_i is
+    held to [PRIOR_STRENGTH_MIN, PRIOR_STRENGTH_MAX]; tau^2 <= 0 gives the maximum. NaN stays
+    NaN (undefined indicator).
+    """
+    raw = np.asarray(raw, dtype=float)
+    variance = np.nan_to_num(np.asarray(variance, dtype=float), nan=np.inf)
+    n = np.asarray(n, dtype=float)
+    out = np.full(raw.shape, np.nan)
+    has = np.isfinite(raw) & (n > 0)
+    if not has.any():
+        return out
+    values, v, counts = raw[has], variance[has], n[has]
+    mean = float(values.mean())
+    finite_v = v[np.isfinite(v)]
+    tau2 = float(values.var(ddof=1)) - float(finite_v.mean() if finite_v.size else 0.0) if values.size >= 2 else 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n0 = counts * v / tau2 if tau2 > 0 else np.full(counts.shape, np.inf)
+    n0 = np.clip(np.nan_to_num(n0, nan=PRIOR_STRENGTH_MAX), PRIOR_STRENGTH_MIN, PRIOR_STRENGTH_MAX)
+    out[has] = mean + counts / (counts + n0) * (values - mean)
+    return out
+
+
+# --- Indicators -----------------------------------------------------------------------
+
+
+def _thresholds(overrides: Mapping[str, float] | None) -> dict[str, float]:
+    """The defaults with the study's values on top; names this module does not use are ignored
+    (a study may store thresholds for indicators added later)."""
+    merged = dict(DEFAULT_THRESHOLDS)
+    for key, value in (overrides or {}).items():
+        if key in merged and value is not None:
+            merged[key] = float(value)
+    return merged
+
+
+def _ratio(x: np.ndarray, n: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(n > 0, x / np.maximum(n, 1), np.nan)
+
+
+def _longest_agree_runs(reviewer: np.ndarray, agreed: np.ndarray, n_reviewers: int) -> np.ndarray:
+    """Longest run of True per reviewer; rows sorted by reviewer, then submit order. Runs
+    break at reviewer boundaries. Vectorized: run starts, run ids by cumsum, lengths by
+    bincount, the maximum per reviewer by np.maximum.at."""
+    longest = np.zeros(n_reviewers, dtype=np.int64)
+    if not agreed.any():
+        return longest
+    continues = np.zeros(agreed.shape, dtype=bool)
+    continues[1:] = agreed[1:] & agreed[:-1] & (reviewer[1:] == reviewer[:-1])
+    starts = agreed & ~continues
+    run_id = np.cumsum(starts) - 1
+    lengths = np.bincount(run_id[agreed])
+    np.maximum.at(longest, reviewer[starts], lengths)
+    return longest
+
+
+def reviewer_indicators(
+    *,
+    reviewer: np.ndarray,
+    agree: np.ndarray,
+    ai_right: np.ndarray,
+    is_probe: np.ndarray,
+    seconds: np.ndarray,
+    floor_seconds: np.ndarray,
+    evidence_opened: np.ndarray,
+    label_code: np.ndarray,
+    order: np.ndarray,
+    n_categories: int,
+    thresholds: Mapping[str, float] | None = None,
+) -> list[dict]:
+    """Rubber-stamp indicators per reviewer, sorted by reviewer id (module docstring).
+
+    One row per label:
+      reviewer        reviewer id (any sortable scalar; ints in practice)
+      agree           int: 1 final decision == AI recommendation, 0 not, -1 AI not shown
+      ai_right        int: 1 AI recommendation right, 0 wrong, -1 unknown (no gold)
+      is_probe        bool: a planted wrong recommendation; counts as AI-wrong whatever ai_right says
+      seconds         float: item shown to submit; NaN unknown
+      floor_seconds   float: reading floor, words / reading_wpm * 60 (Brysbaert 2019: 238 wpm
+                      average silent reading of non-fiction); NaN or <= 0 unknown
+      evidence_opened bool: a tool call expanded or the rationale opened
+      label_code      int decision code in [0, n_categories); -1 missing
+      order           sortable submit time (float seconds, int64 ns), for streaks and drift
+
+    Returns ``[{"reviewer", "n", "indicators": {name: {"raw", "shrunk", "n", "threshold",
+    "crossed"}}, "crossed": [names], "flagged": bool}]``; "n" is the reviewer's label count.
+    """
+    reviewer = np.asarray(reviewer)
+    length = reviewer.shape[0] if reviewer.ndim == 1 else -1
+    columns = {
+        "agree": agree,
+        "ai_right": ai_right,
+        "is_probe": is_probe,
+        "seconds": seconds,
+        "floor_seconds": floor_seconds,
+        "evidence_opened": evidence_opened,
+        "label_code": label_code,
+        "order": order,
+    }
+    for name, values in columns.items():
+        shape = np.shape(values)
+        if len(shape) != 1 or shape[0] != length:
+            raise ValueError(f"`{name}` must be one-dimensional with one row per label ({length}), got {shape}")
+    if length == 0:
+        return []
+    agree = np.asarray(agree).astype(np.int8, copy=False)
+    ai_right = np.asarray(ai_right).astype(np.int8, copy=False)
+    is_probe = np.asarray(is_probe, dtype=bool)
+    seconds = np.asarray(seconds, dtype=float)
+    floor_seconds = np.asarray(floor_seconds, dtype=float)
+    evidence_opened = np.asarray(evidence_opened, dtype=bool)
+    label_code = np.asarray(label_code).astype(np.int64, copy=False)
+    order = np.asarray(order)
+    n_categories = int(n_categories)
+    if label_code.max() >= n_categories:
+        raise ValueError(f"`label_code` holds {label_code.max()}, outside [0, n_categories={n_categories})")
+    limits = _thresholds(thresholds)
+
+    ids, rev = np.unique(reviewer, return_inverse=True)
+    rev = rev.reshape(-1)
+    n_rev = len(ids)
+
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(rev[mask], minlength=n_rev).astype(float)
+
+    shown = agree >= 0
+    agreed = agree == 1
+    raw: dict[str, np.ndarray] = {}
+    shrunk: dict[str, np.ndarray] = {}
+    counts: dict[str, np.ndarray] = {}
+
+    # probe_agree: agreeing with a planted wrong recommendation. Deliberately wrong AI advice
+    # as a measure of over-reliance: Buçinca, Malaya & Gajos 2021 (CSCW, "To trust or to think").
+    probe = shown & is_probe
+    x, n = count(probe & agreed), count(probe)
+    raw["probe_agree"], shrunk["probe_agree"], counts["probe_agree"] = _ratio(x, n), shrink_proportions(x, n), n
+
+    # discrimination_gap: P(agree | AI right) - P(agree | AI wrong); near zero means the
+    # reviewer agrees whether or not the AI is right (DESIGN.md; over-/under-reliance as in
+    # Buçinca et al. 2021). Sampling variance at the room's pooled rates (a reviewer's own
+    # rate of 0 or 1 would claim no noise at all): v = P_r Q_r / n_r + P_w Q_w / n_w.
+    right = shown & (ai_right == 1) & ~is_probe
+    wrong = shown & ((ai_right == 0) | is_probe)
+    x_r, n_r, x_w, n_w = count(right & agreed), count(right), count(wrong & agreed), count(wrong)
+    both = (n_r > 0) & (n_w > 0)
+    gap = np.where(both, _ratio(x_r, n_r) - _ratio(x_w, n_w), np.nan)
+    pooled_r = x_r.sum() / max(n_r.sum(), 1.0)
+    pooled_w = x_w.sum() / max(n_w.sum(), 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap_variance = pooled_r * (1 - pooled_r) / n_r + pooled_w * (1 - pooled_w) / n_w
+    n_gap = np.where(both, n_r + n_w, 0.0)
+    raw["discrimination_gap"], counts["discrimination_gap"] = gap, n_gap
+    shrunk["discrimination_gap"] = shrink_toward_mean(gap, gap_variance, n_gap)
+
+    # fast_share: decided faster than the time needed just to read the item at 238 words per
+    # minute (Brysbaert 2019, J Mem Lang 109:104047). Rows with unknown time or floor are out.
+    timed = np.isfinite(seconds) & np.isfinite(floor_seconds) & (floor_seconds > 0)
+    fast = timed & (seconds < floor_seconds)
+    x, n = count(fast), count(timed)
+    raw["fast_share"], shrunk["fast_share"], counts["fast_share"] = _ratio(x, n), shrink_proportions(x, n), n
+
+    # evidence_opened: share of items where a tool call was expanded or the rationale opened.
+    x, n = count(evidence_opened), count(np.ones(length, dtype=bool))
+    raw["evidence_opened"], shrunk["evidence_opened"] = _ratio(x, n), shrink_proportions(x, n)
+    counts["evidence_opened"] = n
+    n_labels = n
+
+    # entropy: H / ln K of the reviewer's decision labels (Shannon 1948), 0 = always the same
+    # label, 1 = uniform. Plug-in estimate (biased low for small n, Miller 1955; shrinkage
+    # covers that). Variance by the delta method at the room's pooled distribution P:
+    # (sum P ln^2 P - H(P)^2) / n (Basharin 1959), over ln^2 K. Undefined for K < 2.
+    labelled = label_code >= 0
+    table = np.bincount(
+        rev[labelled] * n_categories + label_code[labelled], minlength=n_rev * max(n_categories, 1)
+    ).reshape(n_rev, max(n_categories, 1))
+    n = table.sum(axis=1).astype(float)
+    if n_categories >= 2:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shares = table / n[:, None]
+            h = -np.sum(np.where(table > 0, shares * np.log(np.where(table > 0, shares, 1.0)), 0.0), axis=1)
+            entropy = np.where(n > 0, h / math.log(n_categories), np.nan)
+            pooled = table.sum(axis=0) / max(table.sum(), 1)
+            logs = np.log(np.where(pooled > 0, pooled, 1.0))
+            unit = (np.sum(pooled * logs**2) - np.sum(pooled * logs) ** 2) / math.log(n_categories) ** 2
+            entropy_variance = unit / n
+    else:
+        entropy = np.full(n_rev, np.nan)
+        entropy_variance = np.full(n_rev, np.inf)
+    raw["entropy"], counts["entropy"] = entropy, n
+    shrunk["entropy"] = shrink_toward_mean(entropy, entropy_variance, n)
+
+    # Session-order indicators: AI-shown rows sorted by reviewer, then submit order.
+    shown_rows = np.flatnonzero(shown)
+    shown_rows = shown_rows[np.lexsort((order[shown_rows], rev[shown_rows]))]
+    seq_rev = rev[shown_rows]
+    seq_agreed = agreed[shown_rows]
+    n_seq = np.bincount(seq_rev, minlength=n_rev).astype(float)
+    x_seq = np.bincount(seq_rev[seq_agreed], minlength=n_rev).astype(float)
+    pooled_agree = x_seq.sum() / max(n_seq.sum(), 1.0)
+
+    # streak_ratio: longest agree run over its expectation at the reviewer's own rate p = x/n
+    # (Schilling 1990). p in {0, 1} gives a ratio of exactly 1 (the run is what the rate
+    # forces). Variance of the ratio: Var[R] / E[R]^2 with Var[R] from Schilling 1990 at a
+    # rate kept off 0 and 1, (x + 1/2) / (n + 1), as Var[R] is infinite at p = 1.
+    longest = _longest_agree_runs(seq_rev, seq_agreed, n_rev).astype(float)
+    own_rate = _ratio(x_seq, n_seq)
+    expected = expected_longest_run(own_rate, n_seq)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        streak = np.where(n_seq > 0, np.where(expected > 0, longest / expected, 1.0), np.nan)
+        streak = np.where((own_rate == 0) | (own_rate == 1), 1.0, streak)
+        streak = np.where(n_seq > 0, streak, np.nan)
+        smoothed = (x_seq + 0.5) / (n_seq + 1.0)
+        streak_variance = schilling_longest_run_variance(smoothed) / np.maximum(expected, 1.0) ** 2
+    raw["streak_ratio"], counts["streak_ratio"] = streak, n_seq
+    shrunk["streak_ratio"] = shrink_toward_mean(streak, streak_variance, n_seq)
+
+    # drift: agree rate in the second half of the session minus the first (by submit order),
+    # high = agreeing more as the session wears on. With an odd count the middle decision is
+    # in neither half. Variance at the pooled agree rate: P Q (1/h + 1/h).
+    first_row = np.concatenate(([0], np.cumsum(n_seq)[:-1])).astype(np.int64)
+    position = np.arange(len(shown_rows)) - first_row[seq_rev]
+    half = (n_seq // 2).astype(np.int64)
+    first = position < half[seq_rev]
+    second = position >= (n_seq.astype(np.int64) - half)[seq_rev]
+    x_first = np.bincount(seq_rev[first & seq_agreed], minlength=n_rev)
+    x_second = np.bincount(seq_rev[second & seq_agreed], minlength=n_rev)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        drift = np.where(half > 0, (x_second - x_first) / np.maximum(half, 1), np.nan)
+        drift_variance = pooled_agree * (1 - pooled_agree) * 2.0 / half
+    n_drift = 2.0 * half
+    raw["drift"], counts["drift"] = drift, n_drift
+    shrunk["drift"] = shrink_toward_mean(drift, drift_variance, n_drift)
+
+    # Assemble; plain lists first, so the loop over reviewers touches no numpy scalars.
+    raw_lists = {name: raw[name].tolist() for name in INDICATORS}
+    shrunk_lists = {name: shrunk[name].tolist() for name in INDICATORS}
+    count_lists = {name: counts[name].astype(np.int64).tolist() for name in INDICATORS}
+    label_counts = n_labels.astype(np.int64).tolist()
+    out = []
+    for index, reviewer_id in enumerate(ids.tolist()):
+        indicators = {}
+        crossed = []
+        for name, (key, direction) in INDICATORS.items():
+            value = finite_or_none(shrunk_lists[name][index])
+            threshold = limits[key]
+            over = value is not None and (value > threshold if direction == "max" else value < threshold)
+            indicators[name] = {
+                "raw": finite_or_none(raw_lists[name][index]),
+                "shrunk": value,
+                "n": count_lists[name][index],
+                "threshold": threshold,
+                "crossed": over,
+            }
+            if over:
+                crossed.append(name)
+        out.append(
+            {
+                "reviewer": reviewer_id,
+                "n": label_counts[index],
+                "indicators": indicators,
+                "crossed": crossed,
+                "flagged": len(crossed) >= MIN_CROSSED_TO_FLAG,
+            }
+        )
+    return out
