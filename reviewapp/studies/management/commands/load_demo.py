@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from reviewapp.demo_simulation import simulated_study
 from reviewapp.ingest.files import parse_file
 from reviewapp.ingest.services import decision_check_for, items_ingest
 from reviewapp.studies.models import Invitation, Study
@@ -29,7 +30,10 @@ DEMO_FILES = [
 
 
 class Command(BaseCommand):
-    help = "Create the demo study, its three arms, an admin user and the demo transcripts."
+    help = (
+        "Create the demo study, its three arms, an admin user and the demo transcripts; and a second study "
+        "already reviewed by simulated reviewers, with its metrics."
+    )
 
     def handle(self, *args, **options):
         study, created = Study.objects.get_or_create(
@@ -63,6 +67,7 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"Reviewers join the demo study at http://127.0.0.1:8000{invitation.path}")
         self._ensure_reviewers(study, admin)
+        simulated_study(admin, self.stdout.write)
 
     def _ensure_reviewers(self, study, admin):
         User = get_user_model()
