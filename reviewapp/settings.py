@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "reviewapp.queue",
     "reviewapp.review",
     "reviewapp.metrics",
+    "reviewapp.reports",
 ]
 
 MIDDLEWARE = [

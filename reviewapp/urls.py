@@ -38,6 +38,7 @@ urlpatterns = [
     path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("admin/", admin.site.urls),
     path("", include("reviewapp.ingest.urls")),
+    path("", include("reviewapp.reports.urls")),
 ]
 
 handler403 = "reviewapp.studies.views.forbidden"

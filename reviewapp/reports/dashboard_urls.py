@@ -1,0 +1,3 @@
+"""Dashboard pages (filled in by the dashboard work)."""
+
+urlpatterns: list = []

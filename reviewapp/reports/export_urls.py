@@ -1,0 +1,3 @@
+"""Export endpoints (filled in by the export work)."""
+
+urlpatterns: list = []
