@@ -213,9 +213,15 @@ def study_metrics(data: LabelData, spec: StudySpec, progress: Progress | None = 
         thresholds=spec.thresholds,
     )
     arm_names = {arm.id: arm.name for arm in spec.arms}
+    # A reviewer's arm: the same on every label between subjects; "several" within.
+    lowest = np.full(len(reviewers), np.iinfo(np.int64).max)
+    highest = np.full(len(reviewers), np.iinfo(np.int64).min)
+    np.minimum.at(lowest, reviewer_index, data.arm)
+    np.maximum.at(highest, reviewer_index, data.arm)
+    position = {int(reviewer): i for i, reviewer in enumerate(reviewers)}
     for row in reviewer_rows:
-        arms_seen = np.unique(data.arm[data.reviewer == row["reviewer"]])
-        row["arm"] = arm_names.get(int(arms_seen[0]), "") if len(arms_seen) == 1 else "several"
+        i = position[row["reviewer"]]
+        row["arm"] = arm_names.get(int(lowest[i]), "") if lowest[i] == highest[i] else "several"
     timings["rubber_stamp_seconds"] = time.perf_counter() - step
     timings["compute_seconds"] = time.perf_counter() - started
 

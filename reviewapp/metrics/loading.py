@@ -31,8 +31,10 @@ def _columns(schema: dict) -> tuple[list[sql.Composable], list[tuple[str, str]],
     decision = next(f for f in schema["fields"] if f.get("decision"))
     choices = list(decision.get("choices", []))
     key = sql.Literal(decision["name"])
-    evidence = sql.SQL(" + ").join(
-        sql.SQL("coalesce((l.interactions ->> {})::numeric, 0)").format(sql.Literal(k)) for k in EVIDENCE_KEYS
+    # Counts are stored as JSON integers (validated on submit), so "opened" is any of them
+    # other than 0: a text comparison, much cheaper than casting a million values.
+    evidence = sql.SQL(" OR ").join(
+        sql.SQL("coalesce(l.interactions ->> {}, '0') <> '0'").format(sql.Literal(k)) for k in EVIDENCE_KEYS
     )
     columns: list[tuple[str, str, sql.Composable]] = [
         ("label_id", ">i8", sql.SQL("l.id")),
@@ -47,7 +49,7 @@ def _columns(schema: dict) -> tuple[list[sql.Composable], list[tuple[str, str]],
         ("gold", ">i4", _choice_code(sql.SQL("i.gold_label #>> '{}'"), choices)),
         ("is_probe", ">i4", sql.SQL("i.is_probe::int4")),
         ("word_count", ">i4", sql.SQL("i.word_count::int4")),
-        ("evidence_opened", ">i4", sql.SQL("(({}) > 0)::int4").format(evidence)),
+        ("evidence_opened", ">i4", sql.SQL("({})::int4").format(evidence)),
     ]
     field_names = []
     for index, schema_field in enumerate(schema["fields"]):
@@ -64,7 +66,7 @@ def _columns(schema: dict) -> tuple[list[sql.Composable], list[tuple[str, str]],
     return [c[2] for c in columns], [(c[0], c[1]) for c in columns], field_names
 
 
-def _parse_binary_copy(payload: bytes, layout: list[tuple[str, str]]) -> np.ndarray:
+def _parse_binary_copy(payload: bytes | bytearray, layout: list[tuple[str, str]]) -> np.ndarray:
     if not payload.startswith(COPY_SIGNATURE):
         raise ValueError("not a PostgreSQL binary COPY stream")
     extension = int.from_bytes(payload[15:19], "big")
@@ -93,11 +95,13 @@ def labels_load(study: Study) -> LabelData:
         item=sql.Identifier(Item._meta.db_table),
         study=sql.Literal(study.pk),
     )
-    chunks = []
+    # One growing buffer rather than a list of a million row messages joined at the end:
+    # half the peak memory.
+    payload = bytearray()
     with connection.cursor() as cursor, cursor.cursor.copy(query) as copy:
         for chunk in copy:
-            chunks.append(bytes(chunk))
-    rows = _parse_binary_copy(b"".join(chunks), layout)
+            payload += chunk
+    rows = _parse_binary_copy(payload, layout)
 
     def column(name: str, dtype) -> np.ndarray:
         return rows[name].astype(dtype)
