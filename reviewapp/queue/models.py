@@ -81,6 +81,9 @@ class ReviewerCursor(models.Model):
     study = models.ForeignKey(Study, on_delete=models.CASCADE)
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     sort_key = models.BigIntegerField(default=-1)
+    # Labels this reviewer gave in the study (originals, not corrections): the progress
+    # line reads it instead of counting a history that grows without bound.
+    labels_done = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["study", "reviewer"], name="cursor_unique")]

@@ -493,6 +493,7 @@ def _label_submit(
     ItemQuota.objects.filter(item=assignment.item, arm_key=assignment.quota_arm_key).update(
         submitted=F("submitted") + 1
     )
+    ReviewerCursor.objects.filter(study=study, reviewer=reviewer).update(labels_done=F("labels_done") + 1)
     return label, True
 
 

@@ -14,7 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from reviewapp.queue import services as queue
-from reviewapp.queue.models import Assignment, Label
+from reviewapp.queue.models import Assignment, ReviewerCursor
 from reviewapp.studies.models import Enrolment, Study
 
 from . import presenters
@@ -197,6 +197,7 @@ def _render_notice(request: HttpRequest, study: Study, message: str, status: int
 
 
 def _progress(request: HttpRequest, study: Study) -> dict:
-    done = Label.objects.filter(study=study, reviewer=request.user).count()
+    done = ReviewerCursor.objects.filter(study=study, reviewer=request.user).values_list("labels_done", flat=True)
+    done = done.first() or 0
     arm_key = 0 if study.design == Study.Design.WITHIN else request.enrolment.arm_id
     return {"done": done, **queue.progress_totals(study=study, arm_key=arm_key)}

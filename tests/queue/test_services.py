@@ -22,7 +22,7 @@ from django.utils import timezone
 from reviewapp.ingest.models import Item
 from reviewapp.ingest.parsing import parse_jsonl
 from reviewapp.ingest.services import items_ingest
-from reviewapp.queue.models import Assignment, ItemQuota, Label, LateSubmission, QueueProgress
+from reviewapp.queue.models import Assignment, ItemQuota, Label, LateSubmission, QueueProgress, ReviewerCursor
 from reviewapp.queue.services import (
     InvalidLabel,
     NotEnrolled,
@@ -516,3 +516,13 @@ class TestQueueServices:
 
     def test_progress_of_a_study_without_items_is_empty(self, study):
         assert progress_totals(study=study, arm_key=0) == {"open_items": 0, "percent": 0}
+
+    def test_the_reviewers_label_count_counts_each_answer_once(self, study):
+        ingest(study, "a", "b")
+        user = reviewer(study)
+        assignment = claim_next(study=study, reviewer=user)
+        label_submit(study=study, reviewer=user, assignment_id=assignment.pk, values=APPROVE)
+        label_submit(study=study, reviewer=user, assignment_id=assignment.pk, values=APPROVE)  # a double click
+        review(study, user)
+
+        assert ReviewerCursor.objects.get(study=study, reviewer=user).labels_done == 2
