@@ -1,5 +1,5 @@
 # Convenience targets; the README's two commands are ./scripts/run and ./scripts/test.
-.PHONY: run test lint bench bench-ingest
+.PHONY: run test lint bench bench-ingest bench-queue bench-metrics
 
 run:
 	./scripts/run
@@ -11,7 +11,13 @@ lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
 
 # Every benchmark of the project; each writes its section of BENCHMARKS.md.
-bench: bench-ingest
+bench: bench-ingest bench-queue bench-metrics
 
 bench-ingest:
 	.venv/bin/python -m bench.ingest --count 10000 --runs 3
+
+bench-queue:
+	.venv/bin/python -m bench.queue
+
+bench-metrics:
+	.venv/bin/python -m bench.metrics
