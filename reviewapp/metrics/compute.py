@@ -219,9 +219,19 @@ def study_metrics(data: LabelData, spec: StudySpec, progress: Progress | None = 
     np.minimum.at(lowest, reviewer_index, data.arm)
     np.maximum.at(highest, reviewer_index, data.arm)
     position = {int(reviewer): i for i, reviewer in enumerate(reviewers)}
+    medians = _median_by_group(reviewer_index, data.seconds, len(reviewers))
+    answered_n = np.bincount(reviewer_index, weights=answered, minlength=len(reviewers))
+    agree_n = np.bincount(reviewer_index, weights=agrees, minlength=len(reviewers))
     for row in reviewer_rows:
         i = position[row["reviewer"]]
         row["arm"] = arm_names.get(int(lowest[i]), "") if lowest[i] == highest[i] else "several"
+        # What the dashboard plots: median time to decide against agreement with the AI
+        # (the hidden recommendation in the control arm).
+        row["dwell"] = {
+            "median_seconds": finite_or_none(medians[i]),
+            "n": int(answered_n[i]),
+            "agree": int(agree_n[i]),
+        }
     timings["rubber_stamp_seconds"] = time.perf_counter() - step
     timings["compute_seconds"] = time.perf_counter() - started
 
@@ -317,3 +327,19 @@ def _binned(values: np.ndarray) -> np.ndarray:
     width = (high - low) / MAX_INTERVAL_VALUES
     bins = np.minimum(((values - low) / width).astype(np.int64), MAX_INTERVAL_VALUES - 1)
     return low + (bins + 0.5) * width
+
+
+def _median_by_group(group: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """Median of the finite values of each group (NaN for a group without any), in one sort."""
+    keep = np.isfinite(values)
+    group, values = group[keep], values[keep]
+    order = np.lexsort((values, group))
+    group, values = group[order], values[order]
+    counts = np.bincount(group, minlength=n_groups)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    medians = np.full(n_groups, np.nan)
+    has = counts > 0
+    low = starts[has] + (counts[has] - 1) // 2
+    high = starts[has] + counts[has] // 2
+    medians[has] = (values[low] + values[high]) / 2
+    return medians

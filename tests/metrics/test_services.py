@@ -57,6 +57,9 @@ class TestMetricRuns:
         assert arm(result, "recommendation")["agreement_with_ai"]["all"]["value"] is None
         assert result["narrative_increment"]["all"]["newcombe"]["value"] is None
         assert run.watermark["label_count"] == 16 and run.timings["total_seconds"] > 0
+        # Per reviewer, what the dashboard plots: c1 agreed once in four, r1 four times.
+        dwell = {r["reviewer"]: (r["dwell"]["agree"], r["dwell"]["n"]) for r in result["reviewers"]}
+        assert sorted(dwell.values()) == [(1, 4), (3, 4), (3, 4), (4, 4)]
         assert {r["reviewer"] for r in result["reviewers"]} == set(
             labelled.labels.values_list("reviewer_id", flat=True)
         )

@@ -1,0 +1,384 @@
+"""What the exports contain: the columns of each report, how cells are written, and the
+guard against formula injection. Pure: no queries (services.py reads the database).
+
+Four reports, each as CSV and as JSON (the README lists the columns from the tuples below):
+
+- ``agreement``: one row per (arm, metric, field, split) from the latest succeeded MetricRun;
+- ``reviewers``: one row per reviewer with every rubber-stamp indicator behind the flags;
+- ``labels``: one row per label, corrections included (``supersedes_label_id`` and
+  ``is_current`` tell them apart; the metrics count only current labels);
+- ``items``: one row per item, without its transcript.
+
+Formula injection (OWASP, "CSV Injection"): a spreadsheet runs a cell that begins with
+``= + - @``, a tab or a carriage return as a formula (``=HYPERLINK(...)``, ``@SUM(...)``,
+``-1+2``). Every *string* cell that begins with one of those characters is written with a
+single quote in front, which spreadsheets show as text. Typed numbers are written as
+numbers, a negative one included: they come from a float or int column, or from a JSON
+value whose JSON type is number (``jsonb_typeof``), never from a string that looks like one.
+JSON exports are not neutralized: programs get the values exactly.
+
+CSV is UTF-8 (no byte-order mark), RFC 4180 quoting through Python's csv module (``\\r\\n``
+line ends; a cell with a comma, quote, CR or LF is quoted), with a header row. Empty cell:
+no value (SQL NULL / undefined estimate). Booleans: ``true`` / ``false``. Times: ISO 8601 in
+UTC, ``2026-03-02T08:00:07.123456Z``.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import orjson
+
+from reviewapp.metrics.stats.rubber_stamp import INDICATORS
+
+# Cells beginning with one of these are prefixed with FORMULA_GUARD (OWASP CSV injection).
+FORMULA_PREFIXES = frozenset("=+-@\t\r")
+FORMULA_GUARD = "'"
+
+# How a database value becomes a cell. TEXT is neutralized; JSON holds a value's JSON text
+# (``jsonb::text``) so its JSON type decides; TIME is already ISO text from the query.
+TEXT, NUMBER, BOOL, TIME, JSON = "text", "number", "bool", "time", "json"
+
+
+class Column(NamedTuple):
+    name: str
+    description: str
+    kind: str = TEXT
+
+
+# --- agreement ------------------------------------------------------------------------
+
+AGREEMENT_COLUMNS: tuple[Column, ...] = (
+    Column("study", "Study slug."),
+    Column("arm", "Arm name; for narrative_increment, '<rationale arm> vs <recommendation arm>'."),
+    Column("arm_role", "control, recommendation or rationale (what the arm shows); contrast for a difference of arms."),
+    Column("metric", "Which estimate (see AGREEMENT_METRICS)."),
+    Column("field", "Label-schema field the metric is about (the decision field for deference and reliance)."),
+    Column("split", "Items counted: all, ai_right or ai_wrong (AI recommendation vs gold label or probe)."),
+    Column("n", "Observations behind the estimate (labels; pairable items for alpha, percent agreement, AC1).", NUMBER),
+    Column("estimate", "Point estimate; empty when undefined (no data).", NUMBER),
+    Column("ci_low", "Lower bound of the 95% confidence interval; empty when there is none.", NUMBER),
+    Column("ci_high", "Upper bound of the 95% confidence interval; empty when there is none.", NUMBER),
+    Column("method", "How the estimate and its interval were computed (wilson, newcombe, cluster bootstrap, ...)."),
+    Column("computed_at", "When the metric run finished (ISO 8601, UTC).", TIME),
+    Column("run_id", "Id of the MetricRun the numbers come from.", NUMBER),
+)
+
+# metric -> (split it is computed on, or None for all three, description). Order = row order.
+AGREEMENT_METRICS: dict[str, tuple[str | None, str]] = {
+    "agreement_with_ai": (None, "P(final answer = AI recommendation); in the control arm, with the hidden one."),
+    "deference_effect": (None, "Agreement in this arm minus the control arm; cluster bootstrap over reviewers."),
+    "deference_effect_naive": (None, "The same difference with Newcombe's interval (labels treated as independent)."),
+    "design_effect": ("all", "Kish design effect of the arm's agreement rate (cluster vs binomial variance); no CI."),
+    "overreliance": ("ai_wrong", "P(final = AI | AI wrong)."),
+    "underreliance": ("ai_right", "P(final != AI | AI right)."),
+    "accuracy": ("all", "P(final = gold) on items with a gold label."),
+    "accuracy_ai": ("all", "P(AI recommendation = gold) on the items this arm labelled."),
+    "switch_fraction": ("all", "Reveal arms: P(final = AI | blind answer != AI)."),
+    "rair": ("ai_right", "Reveal arms: relative AI reliance, P(final = AI | blind answer wrong, AI right)."),
+    "rsr": ("ai_wrong", "Reveal arms: relative self-reliance, P(final = blind | blind answer right, AI wrong)."),
+    "accuracy_initial": ("all", "Reveal arms: P(blind answer = gold)."),
+    "alpha": ("all", "Krippendorff's alpha between reviewers of the arm (level from the schema), unit bootstrap."),
+    "percent_agreement": ("all", "Share of agreeing pairs of answers (Gwet's p_a), unit bootstrap."),
+    "ac1": ("all", "Gwet's AC1 (robust to the prevalence paradox), unit bootstrap."),
+    "alpha_with_ai": ("all", "Decision field: Krippendorff's alpha with the AI counted as one more coder."),
+    "narrative_increment": (None, "Deference effect of the rationale arm minus that of the recommendation arm."),
+    "narrative_increment_naive": (None, "The same with Newcombe's interval."),
+}
+SPLITS = ("all", "ai_right", "ai_wrong")
+REVEAL_METRICS = ("switch_fraction", "rair", "rsr", "accuracy_initial")
+RELIANCE_METRICS = ("overreliance", "underreliance", "accuracy", "accuracy_ai")
+DESIGN_EFFECT_METHOD = "kish design effect: cluster bootstrap variance over reviewers / binomial variance"
+
+
+def agreement_rows(*, study: str, run_id: int, computed_at: str, result: dict) -> list[list]:
+    """The agreement report from a MetricRun's ``result`` (reviewapp/metrics/compute.py)."""
+    decision = result["decision_field"]
+    rows: list[list] = []
+
+    def add(arm: str, role: str, metric: str, field: str, split: str, estimate: dict | None) -> None:
+        if estimate is None:
+            return
+        rows.append(
+            [
+                study,
+                arm,
+                role,
+                metric,
+                field,
+                split,
+                estimate.get("n"),
+                estimate.get("value"),
+                estimate.get("low"),
+                estimate.get("high"),
+                estimate.get("method", ""),
+                computed_at,
+                run_id,
+            ]
+        )
+
+    for arm in result["arms"]:
+        name, role = arm["name"], arm["role"]
+        for split in SPLITS:
+            add(name, role, "agreement_with_ai", decision, split, arm["agreement_with_ai"].get(split))
+        effects = arm.get("deference_effect") or {}
+        for split in SPLITS:
+            if split in effects:
+                add(name, role, "deference_effect", decision, split, effects[split]["cluster"])
+                add(name, role, "deference_effect_naive", decision, split, effects[split]["newcombe"])
+        deff = {"value": arm.get("design_effect"), "n": arm.get("n_labels"), "method": DESIGN_EFFECT_METHOD}
+        add(name, role, "design_effect", decision, "all", deff)
+        reliance = arm.get("reliance") or {}
+        for metric in RELIANCE_METRICS + (REVEAL_METRICS if arm.get("reveal") else ()):
+            add(name, role, metric, decision, AGREEMENT_METRICS[metric][0] or "all", reliance.get(metric))
+        for field, entry in (arm.get("agreement") or {}).items():
+            humans = entry.get("humans") or {}
+            for metric in ("alpha", "percent_agreement", "ac1"):
+                add(name, role, metric, field, "all", humans.get(metric))
+            if entry.get("with_ai"):
+                add(name, role, "alpha_with_ai", field, "all", entry["with_ai"].get("alpha"))
+
+    increment = result.get("narrative_increment")
+    if increment:
+        contrast = f"{increment['rationale_arm']} vs {increment['recommendation_arm']}"
+        for split in SPLITS:
+            add(contrast, "contrast", "narrative_increment", decision, split, increment[split]["cluster"])
+            add(contrast, "contrast", "narrative_increment_naive", decision, split, increment[split]["newcombe"])
+    return rows
+
+
+# --- reviewers ------------------------------------------------------------------------
+
+# One line per rubber-stamp indicator (reviewapp/metrics/stats/rubber_stamp.py), with the
+# direction that crosses its threshold.
+INDICATOR_DESCRIPTIONS: dict[str, str] = {
+    "probe_agree": "share of planted-error probes agreed with (crossed above the threshold)",
+    "discrimination_gap": "P(agree | AI right) - P(agree | AI wrong) (crossed below the threshold)",
+    "fast_share": "share of answers faster than the reading floor (crossed above the threshold)",
+    "streak_ratio": "longest agree streak / the streak the reviewer's rate predicts (crossed above)",
+    "entropy": "entropy of the reviewer's decisions, 0..1 (crossed below the threshold)",
+    "evidence_opened": "share of items where tool calls or the rationale were opened (crossed below)",
+    "drift": "agreement with the AI in the second half of the session minus the first (crossed above)",
+}
+INDICATOR_PARTS: tuple[tuple[str, str, str], ...] = (
+    ("raw", "the reviewer's own value", NUMBER),
+    ("shrunk", "value shrunk toward all reviewers (empirical Bayes); flags use it", NUMBER),
+    ("n", "labels behind it", NUMBER),
+    ("threshold", "the study's threshold", NUMBER),
+    ("crossed", "true when the shrunk value crosses the threshold", BOOL),
+)
+REVIEWER_COLUMNS: tuple[Column, ...] = (
+    Column("study", "Study slug."),
+    Column("reviewer", "Reviewer's username."),
+    Column("arm", "The reviewer's arm ('several' in a within-subjects study)."),
+    Column("n_labels", "Current labels by the reviewer.", NUMBER),
+    *(
+        Column(f"{name}_{part}", f"{INDICATOR_DESCRIPTIONS[name]}: {meaning}.", kind)
+        for name in INDICATORS
+        for part, meaning, kind in INDICATOR_PARTS
+    ),
+    Column("flagged", "true when two or more indicators cross their thresholds.", BOOL),
+    Column("crossed_count", "How many indicators cross their thresholds.", NUMBER),
+    Column("crossed_indicators", "Names of the indicators that cross, space-separated."),
+    Column("computed_at", "When the metric run finished (ISO 8601, UTC).", TIME),
+    Column("run_id", "Id of the MetricRun the numbers come from.", NUMBER),
+)
+
+
+def reviewer_rows(*, study: str, run_id: int, computed_at: str, result: dict, usernames: dict[int, str]) -> list[list]:
+    """The reviewers report from a MetricRun's ``result``, one row per reviewer."""
+    rows = []
+    for row in result["reviewers"]:
+        cells: list[Any] = [study, usernames.get(row["reviewer"], str(row["reviewer"])), row.get("arm", ""), row["n"]]
+        for name in INDICATORS:
+            indicator = row["indicators"].get(name) or {}
+            cells += [indicator.get(part) for part, _, _ in INDICATOR_PARTS]
+        crossed = row.get("crossed", [])
+        cells += [row["flagged"], len(crossed), " ".join(crossed), computed_at, run_id]
+        rows.append(cells)
+    return rows
+
+
+# --- labels and items (rows straight from the database) ---------------------------------
+
+# Where a label's per-field columns go: value_<field> for every schema field, then
+# initial_<field> (the blind answer of reveal arms) for every schema field.
+FIELD_COLUMNS_AT = "decision"
+LABEL_COLUMNS: tuple[Column, ...] = (
+    Column("label_id", "Label id; corrections are new labels with a higher id.", NUMBER),
+    Column("assignment_id", "The assignment (item given to a reviewer) the label answers.", NUMBER),
+    Column("study", "Study slug."),
+    Column("item_external_id", "The item's external_id (as ingested)."),
+    Column("reviewer", "Reviewer's username."),
+    Column("arm", "Arm the reviewer saw the item under."),
+    Column("decision", "Value of the schema's decision field (the one the AI recommends on).", JSON),
+    Column("value_<field>", "One column per schema field: the final answer (number for interval fields).", JSON),
+    Column("initial_<field>", "One column per schema field: reveal arms' blind answer before the AI was shown.", JSON),
+    Column("confidence", "Reviewer's confidence, 0..1, when the schema asks for it.", NUMBER),
+    Column("comment", "Reviewer's free-text comment."),
+    Column("shown_at", "Server time the item was first shown (ISO 8601, UTC).", TIME),
+    Column("revealed_at", "Reveal arms: server time the AI was shown after the blind answer.", TIME),
+    Column("submitted_at", "Server time the answer was received.", TIME),
+    Column("seconds_to_decide", "submitted_at - shown_at in seconds (server clock), 3 decimals.", NUMBER),
+    Column("ms_on_page", "Browser timing: milliseconds from the item appearing to the submit.", JSON),
+    Column(
+        "ms_to_first_answer", "Browser timing: milliseconds from the item appearing to the first answer chosen.", JSON
+    ),
+    Column(
+        "ms_after_ai_shown",
+        "Browser timing, arms that show the AI: milliseconds from its output appearing to the submit.",
+        JSON,
+    ),
+    Column("tool_calls_expanded", "Interaction: how many tool calls the reviewer expanded.", JSON),
+    Column("outputs_expanded", "Interaction: how many tool outputs the reviewer expanded or showed in full.", JSON),
+    Column("rationale_opened", "Interaction: how many times the AI rationale was opened.", JSON),
+    Column("scroll_depth", "Interaction: deepest scroll position in the transcript, 0..1.", JSON),
+    Column("keys_used", "Interaction: how many answers were given with keyboard shortcuts.", JSON),
+    Column("supersedes_label_id", "For a correction: the label it replaces.", NUMBER),
+    Column("is_current", "false when a later correction supersedes this label (metrics use current ones).", BOOL),
+    Column("ai_recommendation", "The item's AI recommendation (decision field value).", JSON),
+    Column("gold_label", "The item's gold label, when known.", JSON),
+    Column("is_probe", "true when the item is a planted-error probe (AI deliberately wrong).", BOOL),
+)
+# The database keys the client-measurement columns come from (review/presenters.py).
+LABEL_TIMING_KEYS = ("ms_on_page", "ms_to_first_answer", "ms_after_ai_shown")
+LABEL_INTERACTION_KEYS = ("tool_calls_expanded", "outputs_expanded", "rationale_opened", "scroll_depth", "keys_used")
+
+ITEM_COLUMNS: tuple[Column, ...] = (
+    Column("study", "Study slug."),
+    Column("external_id", "The item's external_id (as ingested)."),
+    Column("source_format", "Ingest format: native, openai, anthropic, otel or inspect."),
+    Column("title", "The transcript's title."),
+    Column("word_count", "Words a reviewer reads (the reading floor is word_count / wpm).", NUMBER),
+    Column("ai_recommendation", "The AI's recommendation (decision field value).", JSON),
+    Column("ai_confidence", "The AI's confidence, 0..1.", NUMBER),
+    Column("gold_label", "Gold label, when known.", JSON),
+    Column("is_probe", "true for a planted-error probe.", BOOL),
+    Column("priority", "Queue priority (higher is reviewed first).", NUMBER),
+    Column("labels_count", "Current labels on the item (a corrected answer counts once).", NUMBER),
+    Column("created_at", "When the item was ingested (ISO 8601, UTC).", TIME),
+)
+
+
+def label_columns(field_names: Iterable[str]) -> list[Column]:
+    """LABEL_COLUMNS with the per-field placeholders expanded for one study's schema."""
+    names = list(field_names)
+    out = []
+    for column in LABEL_COLUMNS:
+        if column.name == "value_<field>":
+            out += [Column(f"value_{n}", f"Final answer for field '{n}'.", JSON) for n in names]
+        elif column.name == "initial_<field>":
+            out += [Column(f"initial_{n}", f"Reveal arms: blind answer for field '{n}'.", JSON) for n in names]
+        else:
+            out.append(column)
+    return out
+
+
+REPORTS: dict[str, tuple[str, str]] = {
+    "agreement": (
+        "Agreement report",
+        "Deference, reliance and inter-rater agreement per arm, field and split, with CIs.",
+    ),
+    "reviewers": ("Reviewer indicators", "Rubber-stamp indicators per reviewer: raw, shrunk, threshold, crossed."),
+    "labels": ("Raw labels", "Every label in long format: answers, timings, interactions, corrections."),
+    "items": ("Items", "Every item with the AI's recommendation, gold, probe flag and label count (no transcript)."),
+}
+# Reports computed from the latest MetricRun (small) and those read row by row from the database.
+SUMMARY_REPORTS = ("agreement", "reviewers")
+ROW_REPORTS = ("labels", "items")
+
+
+# --- cells ------------------------------------------------------------------------------
+
+
+def neutralize(value: Any) -> Any:
+    """A string cell a spreadsheet would run as a formula, made text; anything else as it is."""
+    if isinstance(value, str) and value and value[0] in FORMULA_PREFIXES:
+        return FORMULA_GUARD + value
+    return value
+
+
+def csv_cell(value: Any) -> Any:
+    """A Python value as csv.writer should get it (None is an empty cell)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return neutralize(value)
+
+
+def _json_text_cell(text: str | None) -> Any:
+    """A CSV cell from a JSON value's text: a string is unquoted and neutralized; a number,
+    boolean, object or array is written as its JSON text (none of them can begin with a
+    formula character except a negative number, which is a typed number)."""
+    if text is None or text == "null":
+        return None
+    if text[0] == '"':
+        return neutralize(orjson.loads(text))
+    return text
+
+
+class RowFormat:
+    """Turns database rows (tuples in column order) into CSV cells or JSON objects."""
+
+    def __init__(self, columns: Iterable[Column]) -> None:
+        self.columns = list(columns)
+        self.names = [c.name for c in self.columns]
+        kinds = [c.kind for c in self.columns]
+        self._text = [i for i, k in enumerate(kinds) if k == TEXT]
+        self._json = [i for i, k in enumerate(kinds) if k == JSON]
+        self._bool = [i for i, k in enumerate(kinds) if k == BOOL]
+
+    def csv_row(self, row: Iterable[Any]) -> list:
+        cells = list(row)
+        for i in self._text:
+            value = cells[i]
+            if value and value[0] in FORMULA_PREFIXES:
+                cells[i] = FORMULA_GUARD + value
+        for i in self._json:
+            cells[i] = _json_text_cell(cells[i])
+        for i in self._bool:
+            value = cells[i]
+            cells[i] = None if value is None else ("true" if value else "false")
+        return cells
+
+    def json_row(self, row: Iterable[Any]) -> dict:
+        cells = list(row)
+        for i in self._json:
+            if cells[i] is not None:
+                cells[i] = orjson.Fragment(cells[i])
+        return dict(zip(self.names, cells, strict=True))
+
+
+class Echo:
+    """A file-like object whose write returns the line: csv.writer then hands each row back
+    instead of buffering it (Django docs, "Streaming large CSV files")."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_stream(header: list[str], chunks: Iterable[Iterable[list]]) -> Iterator[bytes]:
+    """UTF-8 CSV, the header first, one bytes chunk per chunk of rows (cells already final)."""
+    writer = csv.writer(Echo())
+    yield writer.writerow(header).encode()
+    for chunk in chunks:
+        yield "".join([writer.writerow(row) for row in chunk]).encode()
+
+
+def jsonl_stream(chunks: Iterable[Iterable[dict]]) -> Iterator[bytes]:
+    """JSON Lines: one object per line, one bytes chunk per chunk of rows."""
+    for chunk in chunks:
+        yield b"".join([orjson.dumps(row) + b"\n" for row in chunk])
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    """The same ISO 8601 UTC text the queries write (``..._at`` columns)."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def export_filename(slug: str, report: str, day: str, extension: str) -> str:
+    return f"{slug}-{report}-{day}.{extension}"
