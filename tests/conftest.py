@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -61,7 +62,7 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
         **os.environ,
         "DATABASE_URL": database_url_for_subprocess(),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "SECRET_KEY": "test-worker-secret",
+        "SECRET_KEY": secrets.token_urlsafe(50),  # DEBUG is off: the settings refuse a short key
         "DEBUG": "false",
     }
     command = [

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT
@@ -38,34 +40,104 @@ class TestCompose:
             assert set(services[name]["depends_on"]) == {"postgres", "redis"}
 
 
+# Production settings for a deployment at https://review.example.org behind a TLS proxy.
+PRODUCTION = {
+    "DEBUG": "false",
+    "ALLOWED_HOSTS": "review.example.org",
+    "CSRF_TRUSTED_ORIGINS": "https://review.example.org",
+}
+# Variables that would change the production defaults; the tests start from a clean slate.
+LOOSENERS = (
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "AXES_FAILURE_LIMIT",
+    "AXES_COOLOFF_MINUTES",
+)
+
+
+def a_real_key() -> str:
+    return secrets.token_urlsafe(50)
+
+
 class TestProductionSettings:
-    def run_check(self, **env_overrides) -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
+    def run_python(self, code: str, **env_overrides) -> subprocess.CompletedProcess:
+        # DJANGO_ALLOW_ASYNC_UNSAFE is set for the browser tests (tests/browser/conftest.py); never in production.
+        dropped = ("SECRET_KEY", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE", *LOOSENERS)
+        env = {k: v for k, v in os.environ.items() if k not in dropped}
         env.update(env_overrides)
-        return subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', "
-                "'reviewapp.settings'); django.setup()",
-            ],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
+        return subprocess.run([sys.executable, *code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+    def run_check(self, **env_overrides) -> subprocess.CompletedProcess:
+        # Importing the WSGI module is what gunicorn does at start-up.
+        return self.run_python(["-c", "import reviewapp.wsgi"], **env_overrides)
+
+    def test_check_deploy_is_clean_with_production_settings(self):
+        result = self.run_python(
+            ["manage.py", "check", "--deploy", "--fail-level", "WARNING"], **PRODUCTION, SECRET_KEY=a_real_key()
         )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "System check identified no issues (0 silenced)." in result.stdout
+
+    def test_check_deploy_does_report_a_loosened_setting(self):
+        """The control: the check above would see a warning if there were one."""
+        result = self.run_python(
+            ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+            **PRODUCTION,
+            SECRET_KEY=a_real_key(),
+            SECURE_SSL_REDIRECT="false",
+        )
+        assert result.returncode != 0
+        assert "security.W008" in result.stderr
 
     def test_it_refuses_to_start_without_a_secret_key(self):
-        result = self.run_check(DEBUG="false", SECRET_KEY="")
+        result = self.run_check(**PRODUCTION, SECRET_KEY="")
         assert result.returncode != 0
         assert "SECRET_KEY must be set" in result.stderr
 
-    def test_it_refuses_the_development_placeholder_key(self):
-        result = self.run_check(DEBUG="false", SECRET_KEY="development-only-not-secret")
+    @pytest.mark.parametrize(
+        "key",
+        [
+            "development-only-not-secret",  # our own development placeholder
+            "django-insecure-" + "k3y" * 20,  # what startproject writes
+            "changeme",
+            "secret",
+            "x" * 64,  # long but one character
+            "test-worker-secret",
+        ],
+    )
+    def test_it_refuses_a_placeholder_or_weak_key(self, key):
+        result = self.run_check(**PRODUCTION, SECRET_KEY=key)
         assert result.returncode != 0
-        assert "SECRET_KEY must be set" in result.stderr
+        assert "SECRET_KEY must be set to a long random value" in result.stderr
 
     def test_it_starts_with_a_real_key(self):
-        result = self.run_check(DEBUG="false", SECRET_KEY="x" * 50)
+        result = self.run_check(**PRODUCTION, SECRET_KEY=a_real_key())
         assert result.returncode == 0, result.stderr
+
+    @pytest.mark.parametrize(
+        "overrides",
+        [
+            {"UPLOAD_DIR": "static/uploads"},
+            {"UPLOAD_DIR": "var/staticfiles/uploads"},
+            {"EXPORT_DIR": "static"},
+            {"STATIC_ROOT": "var"},  # would hold var/uploads and var/exports
+        ],
+    )
+    def test_it_refuses_to_keep_uploads_or_exports_where_static_files_are_served(self, overrides):
+        overrides = {k: str(ROOT / v) for k, v in overrides.items()}
+        result = self.run_check(**PRODUCTION, SECRET_KEY=a_real_key(), **overrides)
+        assert result.returncode != 0
+        assert "must not be inside or around" in result.stderr
+
+    def test_login_throttling_and_secure_cookies_are_on_in_production(self):
+        code = (
+            "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'reviewapp.settings'); django.setup();"
+            "from django.conf import settings as s;"
+            "print(s.AXES_ENABLED, s.AXES_FAILURE_LIMIT, s.AXES_COOLOFF_TIME.total_seconds(), "
+            "s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS)"
+        )
+        result = self.run_python(["-c", code], **PRODUCTION, SECRET_KEY=a_real_key())
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == ["True", "5", "900.0", "True", "True", "True", "31536000"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.utils.safestring import mark_safe
 
-from reviewapp.rendering import transcript_markdown_to_safe_html
+from reviewapp.rendering import reveal_hidden_characters, transcript_markdown_to_safe_html
 
 # Tool output longer than this shows its head, with the rest behind "show all".
 PREVIEW_CHARS = 1200
@@ -24,7 +24,11 @@ ROLE_NAMES = {"system": "System prompt", "user": "User", "assistant": "Agent", "
 
 
 def transcript_view(payload: dict) -> dict:
-    """The conversation as the reviewer reads it: messages, tool calls and results."""
+    """The conversation as the reviewer reads it: messages, tool calls and results.
+
+    Everything in it is untrusted text: markdown goes through the sanitizer, the rest is
+    escaped by the template, and invisible reordering characters are shown as markers.
+    """
     call_names = {}
     messages = []
     for index, message in enumerate(payload.get("messages", [])):
@@ -34,18 +38,23 @@ def transcript_view(payload: dict) -> dict:
             # Safe to mark: the HTML comes out of nh3's allowlist sanitizer (rendering.py).
             view["html"] = mark_safe(transcript_markdown_to_safe_html(message["content"]))  # noqa: S308
         else:
-            view.update(_clipped(_pretty(message["content"])))
+            view.update(_clipped(reveal_hidden_characters(_pretty(message["content"]))))
         if role == "assistant":
             view["tool_calls"] = [
-                {"id": call["id"], "name": call["name"], **_clipped(_pretty(call["arguments"]))}
+                {
+                    "id": call["id"],
+                    "name": reveal_hidden_characters(call["name"]),
+                    **_clipped(reveal_hidden_characters(_pretty(call["arguments"]))),
+                }
                 for call in message.get("tool_calls", ())
             ]
             call_names.update({call["id"]: call["name"] for call in message.get("tool_calls", ()) if call["id"]})
         if role == "tool":
-            view["name"] = message.get("name") or call_names.get(message.get("tool_call_id", ""), "tool")
+            name = message.get("name") or call_names.get(message.get("tool_call_id", ""), "tool")
+            view["name"] = reveal_hidden_characters(name)
             view["is_error"] = message.get("is_error", False)
         messages.append(view)
-    return {"title": payload.get("title", ""), "messages": messages}
+    return {"title": reveal_hidden_characters(payload.get("title", "")), "messages": messages}
 
 
 def _pretty(value: Any) -> str:

@@ -14,7 +14,9 @@ from django.db.models import Count, Q
 from django.db.models.fields.json import KeyTextTransform
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
@@ -354,7 +356,15 @@ def item_gold(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
             messages.error(request, f"{item.external_id}: {exc}")
         else:
             messages.success(request, f"{item.external_id}: gold label {'set to ' + str(gold) if gold else 'cleared'}.")
-    return redirect(request.POST.get("next") or f"/studies/{study.slug}/items/")
+    return redirect(_local_url(request, request.POST.get("next")) or reverse("study-items", args=[study.slug]))
+
+
+def _local_url(request: HttpRequest, url: str | None) -> str | None:
+    """``url`` if it stays on this site; a form field must not send anyone elsewhere."""
+    allowed = {request.get_host()}
+    if url and url_has_allowed_host_and_scheme(url, allowed_hosts=allowed, require_https=request.is_secure()):
+        return url
+    return None
 
 
 @researcher_required

@@ -51,6 +51,8 @@ def open_review(page, base: str, study: Study, username: str) -> None:
     page.wait_for_url(f"{base}/")
     page.click("text=Start reviewing")
     page.wait_for_selector("#answer-form")
+    # The keyboard shortcuts are bound by a deferred script: a key pressed before it ran is lost.
+    page.wait_for_load_state("domcontentloaded")
 
 
 def done_count(page) -> int:

@@ -1,7 +1,7 @@
 from django import template
 from django.utils.safestring import mark_safe
 
-from reviewapp.rendering import markdown_to_safe_html
+from reviewapp.rendering import markdown_to_safe_html, reveal_hidden_characters
 
 register = template.Library()
 
@@ -10,3 +10,9 @@ register = template.Library()
 def markdown(text: str) -> str:
     # Safe to mark: the HTML comes out of nh3's allowlist sanitizer (see rendering.py).
     return mark_safe(markdown_to_safe_html(text))  # noqa: S308
+
+
+@register.filter
+def reveal_hidden(text) -> str:
+    """Untrusted plain text with its invisible reordering characters shown as markers (still escaped)."""
+    return reveal_hidden_characters(str(text)) if text is not None else ""
