@@ -1,5 +1,7 @@
 # Convenience targets; the README's two commands are ./scripts/run and ./scripts/test.
-.PHONY: run test lint bench bench-ingest bench-queue bench-metrics bench-export
+.PHONY: run test lint dev-venv bench bench-ingest bench-queue bench-metrics bench-export bench-load
+# Benchmarks share the machine's cores: never two at once, even under make -j.
+.NOTPARALLEL:
 
 run:
 	./scripts/run
@@ -10,18 +12,30 @@ test:
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
 
-# Every benchmark of the project; each writes its section of BENCHMARKS.md.
-bench: bench-ingest bench-queue bench-metrics bench-export
+# The benchmarks need requirements-dev.txt (aiohttp, PyYAML): the virtualenv ./scripts/test
+# makes, created or brought up to date here (a no-op when it is current).
+dev-venv:
+	@bash -c 'source scripts/_setup.sh requirements-dev.txt'
 
-bench-ingest:
+# Every benchmark of the project; each writes its section of BENCHMARKS.md (machine, date,
+# figures). They use DATABASE_URL's PostgreSQL server, else the embedded one, and create
+# their own databases there. About 20 minutes in all, most of it bench-queue and bench-load.
+bench: bench-ingest bench-queue bench-metrics bench-export bench-load
+
+bench-ingest: dev-venv
 	.venv/bin/python -m bench.ingest --count 10000 --runs 3
 
-bench-queue:
+bench-queue: dev-venv
 	.venv/bin/python -m bench.queue
 
-bench-metrics:
+bench-metrics: dev-venv
 	.venv/bin/python -m bench.metrics
 
 # Reuses the study bench-metrics seeds (seeds it if missing).
-bench-export:
+bench-export: dev-venv
 	.venv/bin/python -m bench.export
+
+# 64 reviewers for 3 minutes with reading time, then 3 minutes without, through gunicorn
+# run with docker-compose.yml's web command and settings.
+bench-load: dev-venv
+	.venv/bin/python -m bench.load --minutes 3 --reviewers 64

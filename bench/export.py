@@ -2,7 +2,7 @@
 
     python -m bench.export [--runs 3] [--labels 1000000] [--items 10000] [--reviewers 200] [--no-tracemalloc]
 
-Uses the study bench.metrics seeds in ``reviewapp_bench_metrics`` (on DATABASE_URL's
+Uses the study bench.metrics seeds in ``reviewapp_bench_metrics`` (on DATABASE_URL's, else the embedded
 server): if that database does not hold it with the requested numbers of labels, items and
 reviewers, it is seeded first with bench.metrics' own seeding (set-based SQL, about 30 s).
 

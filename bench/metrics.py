@@ -2,7 +2,8 @@
 
     python -m bench.metrics [--reuse-db] [--labels 1000000] [--items 10000] [--reviewers 200] [--runs 3] [--profile]
 
-Seeds a database of its own (``reviewapp_bench_metrics``, on DATABASE_URL's server) with
+Seeds a database of its own (``reviewapp_bench_metrics``, on DATABASE_URL's server, else the
+embedded one) with
 one running between-subjects study, by set-based SQL (no ORM loops): the classic three
 arms (control: nothing shown; recommendation; recommendation + rationale), the default
 approve/reject schema, ``--items`` small items (half with gold, 5% planted-error probes),
@@ -91,10 +92,12 @@ def configure_environment() -> str:
     The broker is memory://: .env names a Redis that a development worker may consume,
     and a run id from this database must never reach it; the script executes runs itself.
     """
+    from bench.report import server_url
+
     environ.Env.read_env(ROOT / ".env", overwrite=False)
-    base_url = os.environ.get("DATABASE_URL", "")
+    base_url = server_url()
     if not base_url.startswith(("postgres://", "postgresql://")):
-        sys.exit("bench.metrics needs DATABASE_URL (postgres://...): it creates its own database on that server.")
+        sys.exit("bench.metrics needs a PostgreSQL DATABASE_URL (postgres://...): it creates its own database there.")
     os.environ.update(
         {
             "DATABASE_URL": urlsplit(base_url)._replace(path="/" + BENCH_DB).geturl(),
@@ -281,8 +284,9 @@ def reviewer_traits(count: int, arm_ids: list[int], rng: random.Random) -> dict[
     }
 
 
-def seed(args: argparse.Namespace) -> dict:
-    """Seed the study in one transaction; returns the seeding record (seconds per step)."""
+def seed(args: argparse.Namespace, *, record: bool = True) -> dict:
+    """Seed the study in one transaction; returns the seeding record (seconds per step),
+    also stored in the seed table unless ``record`` is False (the fault tests seed with it)."""
     from django.db import transaction
 
     from reviewapp.studies.models import Arm, Study
@@ -371,10 +375,11 @@ def seed(args: argparse.Namespace) -> dict:
         execute(f"VACUUM (ANALYZE) {{{table}}}")
     lap("vacuum analyze")
     seconds = round(time.perf_counter() - started, 2)
-    execute(
-        "INSERT INTO {seed} (slug, labels, items, reviewers, seconds, detail) VALUES (%s, %s, %s, %s, %s, %s)",
-        [STUDY_SLUG, args.labels, args.items, args.reviewers, seconds, orjson.dumps(detail).decode()],
-    )
+    if record:
+        execute(
+            "INSERT INTO {seed} (slug, labels, items, reviewers, seconds, detail) VALUES (%s, %s, %s, %s, %s, %s)",
+            [STUDY_SLUG, args.labels, args.items, args.reviewers, seconds, orjson.dumps(detail).decode()],
+        )
     return {"seconds": seconds, "detail": detail, "reused": False}
 
 

@@ -2,7 +2,8 @@
 
     python -m bench.queue [--quick] [--reuse-db] [--workers 3]
 
-Seeds a database of its own (``reviewapp_bench``, on DATABASE_URL's server) with three
+Seeds a database of its own (``reviewapp_bench``, on DATABASE_URL's server, else on the
+embedded PostgreSQL the app itself would start) with three
 running three-arm studies (between subjects, overlap k=3, one approve/reject field),
 by SQL rather than the ORM:
 
@@ -118,10 +119,12 @@ def configure_environment() -> tuple[str, dict[str, str]]:
     the loopback, so those three are turned off, and static files are collected (the
     manifest storage refuses to render a page without its manifest).
     """
+    from bench.report import server_url
+
     environ.Env.read_env(ROOT / ".env", overwrite=False)
-    base_url = os.environ.get("DATABASE_URL", "")
+    base_url = server_url()
     if not base_url.startswith(("postgres://", "postgresql://")):
-        sys.exit("bench.queue needs DATABASE_URL (postgres://...): it creates its own database on that server.")
+        sys.exit("bench.queue needs a PostgreSQL DATABASE_URL (postgres://...): it creates its own database there.")
     bench_url = urlsplit(base_url)._replace(path="/" + BENCH_DB).geturl()
     overrides = {
         "DATABASE_URL": bench_url,
@@ -270,16 +273,20 @@ FROM (SELECT item_id, quota_arm_key, count(*) AS n FROM {assignment}
 WHERE q.item_id = c.item_id AND q.arm_key = c.quota_arm_key
 """
 
-# Where a reviewer's claims left their cursor: on the last item they were given.
+# Where a reviewer's claims left their cursor: on the last item they were given; and the
+# count of their labels the cursor keeps for the progress line (corrections not counted).
 CURSORS_SQL = """
-INSERT INTO {cursor} (study_id, reviewer_id, sort_key)
-SELECT e.study_id, e.reviewer_id, coalesce(max(q.sort_key), -1)
+INSERT INTO {cursor} (study_id, reviewer_id, sort_key, labels_done)
+SELECT e.study_id, e.reviewer_id, coalesce(max(q.sort_key), -1), coalesce(max(done.n), 0)
 FROM {enrolment} e
 LEFT JOIN {assignment} a ON a.study_id = e.study_id AND a.reviewer_id = e.reviewer_id
 LEFT JOIN {quota} q ON q.item_id = a.item_id AND q.arm_key = a.quota_arm_key
+LEFT JOIN (SELECT reviewer_id, count(*) AS n FROM {label}
+           WHERE study_id = %(study)s AND supersedes_id IS NULL GROUP BY reviewer_id) AS done
+       ON done.reviewer_id = e.reviewer_id
 WHERE e.study_id = %(study)s
 GROUP BY e.study_id, e.reviewer_id
-ON CONFLICT (study_id, reviewer_id) DO UPDATE SET sort_key = EXCLUDED.sort_key
+ON CONFLICT (study_id, reviewer_id) DO UPDATE SET sort_key = EXCLUDED.sort_key, labels_done = EXCLUDED.labels_done
 """
 
 
@@ -299,13 +306,17 @@ def scalar(statement: str, params: dict | list | None = None):
         return cursor.fetchone()[0]
 
 
-def reviewers_ensure() -> list:
+def reviewer_name(n: int) -> str:
+    return f"bench-reviewer-{n:02d}"
+
+
+def reviewers_ensure(count: int = REVIEWERS) -> list:
     """The simulated reviewers, created once; one password hash serves them all."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
 
     User = get_user_model()
-    names = [f"bench-reviewer-{n:02d}" for n in range(1, REVIEWERS + 1)]
+    names = [reviewer_name(n) for n in range(1, count + 1)]
     existing = set(User.objects.filter(username__in=names).values_list("username", flat=True))
     if len(existing) < len(names):
         password_hash = make_password(PASSWORD)
@@ -539,9 +550,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def gunicorn_start(workers: int, env: dict[str, str]) -> tuple[subprocess.Popen, str, Path]:
+def gunicorn_start(workers: int, env: dict[str, str], log: Path | None = None) -> tuple[subprocess.Popen, str, Path]:
+    """gunicorn with sync workers on a free loopback port: (process, base URL, error log)."""
     port = free_port()
-    log = WORK_DIR / "gunicorn-queue.log"
+    log = log or WORK_DIR / "gunicorn-queue.log"
     log.write_text("")  # this run's errors only
     executable = Path(sys.executable).with_name("gunicorn")
     command = [
@@ -802,7 +814,7 @@ async def benchmark(base: str, gunicorn_pid: int, scenarios: list[Scenario], war
         )
         for _ in range(REVIEWERS)
     ]
-    reviewers = [Reviewer(f"bench-reviewer-{n + 1:02d}", s, n * 104_729) for n, s in enumerate(sessions)]
+    reviewers = [Reviewer(reviewer_name(n + 1), s, n * 104_729) for n, s in enumerate(sessions)]
     results: dict[str, dict[int, LevelStats]] = {}
     try:
         # Logins hash the password (PBKDF2) on the server: a few at a time, before any timing.
@@ -1052,8 +1064,8 @@ def report(
         "",
         f"Reproduce: `python -m bench.queue{' --quick' if args.quick else ''}{' --reuse-db' if args.reuse_db else ''} "
         f"--workers {args.workers}` "
-        f"(`make bench-queue` runs the full {FULL_LEVEL[1]:g}-second levels). It needs DATABASE_URL, creates or recreates "
-        f"`{BENCH_DB}` on that server and seeds it; `--reuse-db` keeps the seeded studies and only undoes "
+        f"(`make bench-queue` runs the full {FULL_LEVEL[1]:g}-second levels). It creates or recreates "
+        f"`{BENCH_DB}` on DATABASE_URL's server (else the embedded one) and seeds it; `--reuse-db` keeps the seeded studies and only undoes "
         "earlier runs' assignments and labels.",
     ]
     return "\n".join(lines)

@@ -34,6 +34,17 @@ def machine() -> str:
     return f"{platform.node() or 'host'}: {os.cpu_count()} cores, {cpu}; Python {platform.python_version()}; {pg}"
 
 
+def server_url() -> str:
+    """The PostgreSQL server the benchmarks create their databases on: DATABASE_URL's, or,
+    as the app does without it, the embedded server under var/pgdata (started if needed)."""
+    url = os.environ.get("DATABASE_URL", "")
+    if url:
+        return url
+    from reviewapp.embedded_db import embedded_database_url
+
+    return embedded_database_url(Path(os.environ.get("EMBEDDED_PG_DIR", ROOT / "var" / "pgdata")))
+
+
 def write_section(name: str, body: str) -> None:
     text = REPORT.read_text() if REPORT.exists() else HEADER
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -202,6 +202,19 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A runaway task is stopped instead of holding a worker forever.
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=30 * 60)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Redis has no acknowledgements of its own: kombu keeps a delivered message aside and
+    # delivers it again if it is not acknowledged within the visibility timeout (default one
+    # hour). Longer than the hard time limit, so a task that is still running is never handed
+    # to a second worker; a worker killed mid-job is found much sooner by the recovery sweep
+    # below, which does not wait for this timeout.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 5 * 60}
+# Recovery sweep (reviewapp/jobs.py): every JOBS_RECOVER_SECONDS each app re-enqueues its
+# jobs whose message was lost: still queued JOBS_REQUEUE_AFTER_SECONDS after they were
+# created (the broker was down when they were requested), or running with nobody holding
+# their lock (the worker died). A duplicate message is harmless: jobs check state first.
+JOBS_RECOVER_SECONDS = env.float("JOBS_RECOVER_SECONDS", default=60.0)
+JOBS_REQUEUE_AFTER_SECONDS = env.float("JOBS_REQUEUE_AFTER_SECONDS", default=300.0)
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     # Upload files whose ingest job has finished are deleted.
@@ -228,6 +241,19 @@ CELERY_BEAT_SCHEDULE: dict = {
     "reports-cleanup-exports": {
         "task": "reviewapp.reports.tasks.cleanup_old_exports",
         "schedule": 3600.0,
+    },
+    # Jobs whose broker message was lost (broker down, worker killed) are enqueued again.
+    "metrics-recover-runs": {
+        "task": "reviewapp.metrics.tasks.recover_runs",
+        "schedule": JOBS_RECOVER_SECONDS,
+    },
+    "ingest-recover-jobs": {
+        "task": "reviewapp.ingest.tasks.recover_jobs",
+        "schedule": JOBS_RECOVER_SECONDS,
+    },
+    "reports-recover-jobs": {
+        "task": "reviewapp.reports.tasks.recover_jobs",
+        "schedule": JOBS_RECOVER_SECONDS,
     },
 }
 

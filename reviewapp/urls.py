@@ -43,3 +43,4 @@ urlpatterns = [
 
 handler403 = "reviewapp.studies.views.forbidden"
 handler404 = "reviewapp.studies.views.not_found"
+handler500 = "reviewapp.studies.views.server_error"

@@ -131,6 +131,23 @@ class TestProductionSettings:
         assert result.returncode != 0
         assert "must not be inside or around" in result.stderr
 
+    def test_redis_redelivers_an_unacknowledged_task_only_after_the_longest_task_could_have_run(self):
+        """Kombu's visibility timeout: shorter than the hard time limit, a task still running
+        would be handed to a second worker. A worker that died is found sooner by the sweep."""
+        code = (
+            "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'reviewapp.settings'); django.setup();"
+            "from django.conf import settings as s;"
+            "print(s.CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'], s.CELERY_TASK_TIME_LIMIT, "
+            "s.JOBS_RECOVER_SECONDS, s.JOBS_REQUEUE_AFTER_SECONDS)"
+        )
+        result = self.run_python(
+            ["-c", code], **PRODUCTION, SECRET_KEY=a_real_key(), CELERY_BROKER_URL="redis://redis:6379/0"
+        )
+        assert result.returncode == 0, result.stderr
+        visibility, hard_limit, sweep_every, requeue_after = (float(v) for v in result.stdout.split())
+        assert visibility > hard_limit
+        assert sweep_every < requeue_after < hard_limit
+
     def test_login_throttling_and_secure_cookies_are_on_in_production(self):
         code = (
             "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'reviewapp.settings'); django.setup();"

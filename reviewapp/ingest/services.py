@@ -32,6 +32,7 @@ from django.utils import timezone
 from psycopg.copy import QueuedLibpqWriter
 from psycopg.errors import UniqueViolation
 
+from reviewapp.jobs import enqueue, enqueue_on_commit, requeue_cutoff
 from reviewapp.studies.models import AuditEvent, Study
 from reviewapp.studies.schema import decision_field, schema_errors, value_error
 
@@ -309,9 +310,30 @@ def ingest_job_create(
         token=token,
     )
     # The worker must find the job row: enqueue only after the transaction commits
-    # (and never, if it rolls back).
-    run_ingest_job.delay_on_commit(job.pk)
+    # (and never, if it rolls back). A broker outage leaves the job queued for the sweep.
+    enqueue_on_commit(run_ingest_job, job.pk)
     return job
+
+
+def ingest_jobs_recover(*, now=None) -> list[int]:
+    """Enqueue again the unfinished jobs whose message was lost; returns their ids.
+
+    Queued since before JOBS_REQUEUE_AFTER_SECONDS: requested while the broker was down.
+    Running with its row not locked: the job's transaction holds that lock until it ends,
+    so nobody is working on it (the worker died and PostgreSQL rolled its work back).
+    A second message for a live job only waits for the row lock, then finds it finished.
+    """
+    from .tasks import run_ingest_job
+
+    queued = IngestJob.objects.filter(status=IngestJob.Status.QUEUED, created_at__lt=requeue_cutoff(now))
+    lost = list(queued.values_list("pk", flat=True))
+    with transaction.atomic():
+        running = IngestJob.objects.select_for_update(skip_locked=True).filter(status=IngestJob.Status.RUNNING)
+        lost += list(running.values_list("pk", flat=True))
+    for job_id in lost:
+        logger.warning("ingest job %s lost its message; enqueueing it again", job_id)
+        enqueue(run_ingest_job, job_id)
+    return lost
 
 
 def ingest_job_run(*, job_id: int) -> IngestJob | None:

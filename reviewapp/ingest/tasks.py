@@ -50,3 +50,9 @@ def cleanup_finished_uploads() -> int:
             path.unlink()
             removed += 1
     return removed
+
+
+@shared_task
+def recover_jobs() -> int:
+    """Beat: enqueue again the jobs whose message was lost (see reviewapp/jobs.py)."""
+    return len(services.ingest_jobs_recover())

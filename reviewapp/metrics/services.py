@@ -10,9 +10,17 @@ from __future__ import annotations
 import logging
 import time
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from reviewapp.jobs import (
+    advisory_lock_free,
+    advisory_lock_release,
+    advisory_lock_take,
+    enqueue,
+    enqueue_on_commit,
+    requeue_cutoff,
+)
 from reviewapp.studies.models import AuditEvent, Study
 
 from .compute import ArmSpec, FieldSpec, StudySpec, study_metrics
@@ -101,7 +109,7 @@ def metric_run_request(
             )
             if actor is not None:
                 AuditEvent.objects.create(study=study, actor=actor, action="metrics.requested", detail={"run": run.pk})
-            transaction.on_commit(lambda: compute_metrics.delay(run.pk))
+            enqueue_on_commit(compute_metrics, run.pk)
     except IntegrityError:
         # Another request queued one between our check and our insert.
         return active_run(study), False
@@ -109,27 +117,52 @@ def metric_run_request(
 
 
 def metric_run_execute(*, run_id: int) -> MetricRun | None:
-    """Compute a queued run and store its result; a no-op for a finished run."""
-    with transaction.atomic():
-        run = MetricRun.objects.select_for_update().filter(pk=run_id).first()
-        if run is None or not run.is_active:
-            return run  # deleted, or finished by an earlier delivery of this task
-        run.status = MetricRun.Status.RUNNING
-        run.started_at = run.started_at or timezone.now()
-        run.attempts += 1
-        run.progress, run.progress_message = 1, "Loading labels"
-        run.save(update_fields=["status", "started_at", "attempts", "progress", "progress_message"])
+    """Compute a queued run and store its result; a no-op for a finished run.
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [RUN_LOCK, run_id])
-        if not cursor.fetchone()[0]:
-            logger.info("metric run %s is being computed by another worker", run_id)
-            return run
+    The advisory lock is taken before the run is touched and held until it is finished, so
+    a duplicate delivery leaves a run in progress alone, and a run that says running while
+    nobody holds its lock was left by a worker that died (see ``metric_runs_recover``).
+    """
+    if not advisory_lock_take(RUN_LOCK, run_id):
+        logger.info("metric run %s is being computed by another worker", run_id)
+        return MetricRun.objects.filter(pk=run_id).first()
     try:
+        with transaction.atomic():
+            run = MetricRun.objects.select_for_update().filter(pk=run_id).first()
+            if run is None or not run.is_active:
+                return run  # deleted, or finished by an earlier delivery of this task
+            run.status = MetricRun.Status.RUNNING
+            run.started_at = run.started_at or timezone.now()
+            run.attempts += 1
+            run.progress, run.progress_message = 1, "Loading labels"
+            run.save(update_fields=["status", "started_at", "attempts", "progress", "progress_message"])
         return _compute(run)
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [RUN_LOCK, run_id])
+        advisory_lock_release(RUN_LOCK, run_id)
+
+
+def metric_runs_recover(*, now=None) -> list[int]:
+    """Enqueue again the active runs whose message was lost; returns their ids.
+
+    A queued run older than JOBS_REQUEUE_AFTER_SECONDS was requested while the broker was
+    down, or its message went with a dead worker; a running run whose advisory lock is
+    free has no worker any more (PostgreSQL drops a dead session's locks). Sending a live
+    run's message twice does no harm: ``metric_run_execute`` locks and checks first.
+    """
+    from .tasks import compute_metrics
+
+    cutoff = requeue_cutoff(now)
+    lost = []
+    for run in MetricRun.objects.filter(status__in=MetricRun.ACTIVE).only("pk", "status", "created_at"):
+        if run.status == MetricRun.Status.QUEUED:
+            if run.created_at < cutoff:
+                lost.append(run.pk)
+        elif advisory_lock_free(RUN_LOCK, run.pk):
+            lost.append(run.pk)
+    for run_id in lost:
+        logger.warning("metric run %s lost its message; enqueueing it again", run_id)
+        enqueue(compute_metrics, run_id)
+    return lost
 
 
 def _compute(run: MetricRun) -> MetricRun:

@@ -39,3 +39,9 @@ def refresh_running_studies() -> int:
         _, created = services.metric_run_request(study=study, trigger=MetricRun.Trigger.SCHEDULE)
         queued += created
     return queued
+
+
+@shared_task
+def recover_runs() -> int:
+    """Beat: enqueue again the runs whose message was lost (see reviewapp/jobs.py)."""
+    return len(services.metric_runs_recover())

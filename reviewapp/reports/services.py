@@ -29,6 +29,14 @@ from django.utils import timezone
 from psycopg import sql
 
 from reviewapp.ingest.models import Item
+from reviewapp.jobs import (
+    advisory_lock_free,
+    advisory_lock_release,
+    advisory_lock_take,
+    enqueue,
+    enqueue_on_commit,
+    requeue_cutoff,
+)
 from reviewapp.metrics.models import MetricRun
 from reviewapp.metrics.services import latest_run
 from reviewapp.queue.models import Label
@@ -273,8 +281,9 @@ def export_job_create(*, study: Study, report: str, fmt: str, actor, rows_total:
                 filename=exports.export_filename(study.slug, report, day, fmt),
             )
             export_logged(study=study, actor=actor, report=report, fmt=fmt, mode="job", rows=rows_total, job=job.pk)
-            # The worker must find the job row: enqueue once it is committed.
-            run_export_job.delay_on_commit(job.pk)
+            # The worker must find the job row: enqueue once it is committed. A broker
+            # outage leaves the job queued for the recovery sweep.
+            enqueue_on_commit(run_export_job, job.pk)
     except IntegrityError:
         # Another request queued the same export between our check and our insert.
         return active_job(study, report, fmt), False
@@ -284,11 +293,9 @@ def export_job_create(*, study: Study, report: str, fmt: str, actor, rows_total:
 def export_job_run(*, job_id: int) -> ExportJob | None:
     """Write one job's file. A finished job is left alone; a running one (its worker died
     and the task was redelivered) is written again from scratch."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [EXPORT_LOCK, job_id])
-        if not cursor.fetchone()[0]:
-            logger.info("export job %s is being written by another worker", job_id)
-            return ExportJob.objects.filter(pk=job_id).first()
+    if not advisory_lock_take(EXPORT_LOCK, job_id):
+        logger.info("export job %s is being written by another worker", job_id)
+        return ExportJob.objects.filter(pk=job_id).first()
     try:
         with transaction.atomic():
             job = ExportJob.objects.select_for_update().select_related("study").filter(pk=job_id).first()
@@ -303,8 +310,31 @@ def export_job_run(*, job_id: int) -> ExportJob | None:
             job.save(update_fields=["status", "started_at", "attempts", "rows_done", "rows_total", "error"])
         return _write(job)
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [EXPORT_LOCK, job_id])
+        advisory_lock_release(EXPORT_LOCK, job_id)
+
+
+def export_jobs_recover(*, now=None) -> list[int]:
+    """Enqueue again the unfinished jobs whose message was lost; returns their ids.
+
+    Queued since before JOBS_REQUEUE_AFTER_SECONDS (the broker was down when it was
+    requested), or running with its advisory lock free (the worker writing it died; a
+    rerun writes the file again from scratch under a new temporary name).
+    """
+    from .tasks import run_export_job
+
+    lost = []
+    cutoff = requeue_cutoff(now)
+    active = ExportJob.objects.filter(status__in=[ExportJob.Status.QUEUED, ExportJob.Status.RUNNING])
+    for job in active.only("pk", "status", "created_at"):
+        if job.status == ExportJob.Status.QUEUED:
+            if job.created_at < cutoff:
+                lost.append(job.pk)
+        elif advisory_lock_free(EXPORT_LOCK, job.pk):
+            lost.append(job.pk)
+    for job_id in lost:
+        logger.warning("export job %s lost its message; enqueueing it again", job_id)
+        enqueue(run_export_job, job_id)
+    return lost
 
 
 def _write(job: ExportJob) -> ExportJob:

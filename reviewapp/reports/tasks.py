@@ -35,3 +35,9 @@ def run_export_job(self, job_id: int) -> None:
 def cleanup_old_exports() -> int:
     """Beat: delete export files older than EXPORT_KEEP_DAYS; returns how many."""
     return services.exports_expire()
+
+
+@shared_task
+def recover_jobs() -> int:
+    """Beat: enqueue again the jobs whose message was lost (see reviewapp/jobs.py)."""
+    return len(services.export_jobs_recover())

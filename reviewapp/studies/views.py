@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 
 from django.conf import settings
@@ -9,14 +10,18 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.forms import UserCreationForm
 from django.core.paginator import Paginator
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.db import transaction
 from django.db.models import Count, Q
 from django.db.models.fields.json import KeyTextTransform
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views import defaults as default_views
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
@@ -428,3 +433,23 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return render(request, "403.html", {"path": request.path, "reason": str(exception or "")}, status=403)
+
+
+# How long a client should wait before trying again when the database is unreachable.
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """500, or 503 with Retry-After when the database cannot be reached (restarting, failing
+    over, out of connections): a passing condition the client can wait out. Each write
+    either committed or rolled back whole, and a reviewer's answer sent again counts once.
+
+    Django calls this inside its ``except`` block, so the exception is still current. The
+    503 page is rendered without the request: no user, no session, no query.
+    """
+    exception = sys.exc_info()[1]
+    if isinstance(exception, DatabaseOperationalError | DatabaseInterfaceError):
+        response = HttpResponse(render_to_string("503.html"), status=503)
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        return response
+    return default_views.server_error(request)
