@@ -93,3 +93,21 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+@pytest.fixture
+def labelled(study) -> Study:
+    """Four reviewers' answers on four items, the metrics worked out by hand (tests/labelled_study.py)."""
+    from tests.labelled_study import make_labelled
+
+    return make_labelled(study)
+
+
+@pytest.fixture
+def researcher(db, study):
+    """A researcher of the study (staff, on its researchers list)."""
+    from django.contrib.auth.models import User
+
+    user = User.objects.create_user("rosa", password="pw-rosa-12345", is_staff=True)
+    study.researchers.add(user)
+    return user

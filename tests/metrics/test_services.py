@@ -7,9 +7,8 @@ import pytest
 from reviewapp.metrics import services
 from reviewapp.metrics.models import MetricRun
 from reviewapp.metrics.tasks import compute_metrics, refresh_running_studies
+from tests.labelled_study import label_in_order
 from tests.queue.test_services import reviewers_by_arm
-
-from .conftest import label_in_order
 
 
 def computed(study) -> MetricRun:

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
 from django.contrib.auth.models import User
 
 from reviewapp.metrics import services
 from reviewapp.metrics.models import MetricRun
 from reviewapp.studies.models import AuditEvent
-
-
-@pytest.fixture
-def researcher(db, study):
-    user = User.objects.create_user("rosa", password="pw-rosa-12345", is_staff=True)
-    study.researchers.add(user)
-    return user
 
 
 class TestMetricsPanel:

@@ -4,32 +4,12 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from django.contrib.auth.models import User
 
 from reviewapp.metrics import services as metrics
 from reviewapp.studies.models import Arm, Enrolment
-from tests.metrics.conftest import label_in_order, load_items
-from tests.queue.test_services import reviewers_by_arm
 
 URL = "/studies/refunds/dashboard/reviewers/{}/"
-
-
-@pytest.fixture
-def labelled(study):
-    """The metrics tests' study: two control and two rationale reviewers, answers known."""
-    load_items(study)
-    people = reviewers_by_arm(study, {"control": 2, "rationale": 2})
-    for user, answers in zip(people["control"] + people["rationale"], ("arrr", "aara", "aaaa", "aara"), strict=True):
-        label_in_order(study, user, answers)
-    return study
-
-
-@pytest.fixture
-def researcher(db, study):
-    user = User.objects.create_user("rosa", password="pw-rosa-12345", is_staff=True)
-    study.researchers.add(user)
-    return user
 
 
 def compute(study) -> None:

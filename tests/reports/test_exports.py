@@ -1,6 +1,6 @@
 """The four exports of a study through the test client, on labels with hand-checked values.
 
-The ``labelled`` study (tests/metrics/conftest.py): items i1..i4, the AI recommends
+The ``labelled`` study (tests/labelled_study.py): items i1..i4, the AI recommends
 "approve" on all four, gold is approve, approve, reject, reject; two control reviewers
 answer "arrr" and "aara", two rationale reviewers "aaaa" and "aara" (16 labels).
 """
@@ -21,7 +21,7 @@ from reviewapp.queue.models import Label
 from reviewapp.reports import exports
 from reviewapp.review.presenters import INTERACTION_FIELDS, TIMING_FIELDS
 from reviewapp.studies.models import AuditEvent
-from tests.metrics.conftest import label_in_order, load_items
+from tests.labelled_study import label_in_order, load_items
 from tests.queue.test_services import reviewers_by_arm
 
 # --- helpers shared by the other test_exports_* files -------------------------------------

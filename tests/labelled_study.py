@@ -1,9 +1,9 @@
-"""A small study with labels whose metrics are worked out by hand in the tests."""
+"""A small study with labels whose metrics are worked out by hand in the tests
+(tests/metrics, tests/reports): the `labelled` fixture of tests/conftest.py."""
 
 from __future__ import annotations
 
 import orjson
-import pytest
 
 from reviewapp.ingest.parsing import parse_jsonl
 from reviewapp.ingest.services import items_ingest
@@ -37,9 +37,8 @@ def label_in_order(study, user, decisions: str) -> None:
         label_submit(study=study, reviewer=user, assignment_id=assignment.pk, values={"decision": value})
 
 
-@pytest.fixture
-def labelled(study):
-    """Two control and two rationale reviewers with known answers (worked out below)."""
+def make_labelled(study):
+    """Two control and two rationale reviewers with known answers (worked out in the tests)."""
     load_items(study)
     people = reviewers_by_arm(study, {"control": 2, "rationale": 2})
     c1, c2 = people["control"]
