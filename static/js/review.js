@@ -121,6 +121,25 @@
     }
   });
 
+  // A 5xx or a lost connection swaps nothing (htmx-config), so the answer stays in the
+  // form; say so, since resending it is safe (a submit counts once).
+  function sendProblem(text) {
+    var box = document.getElementById("send-problem");
+    if (!box) { return; }
+    box.textContent = text;
+    box.hidden = !text;
+  }
+  document.addEventListener("htmx:responseError", function (event) {
+    var status = event.detail.xhr ? event.detail.xhr.status : 0;
+    sendProblem("The server could not take that request (HTTP " + status + "). Your answer is still in the form: " +
+      "wait a moment and press Enter to send it again; it will be counted once.");
+  });
+  document.addEventListener("htmx:sendError", function () {
+    sendProblem("The connection to the server was lost. Your answer is still in the form: " +
+      "press Enter to send it again when you are back online; it will be counted once.");
+  });
+  document.addEventListener("htmx:afterSwap", function () { sendProblem(""); });
+
   document.addEventListener("DOMContentLoaded", init);
   // A new item was swapped in (outerHTML replaces #work): start measuring afresh.
   document.addEventListener("htmx:afterSettle", function () {

@@ -198,3 +198,28 @@ class TestReviewingInTheBrowser:
         assert skipped.skip_reason == "The transcript is broken or unreadable"
         assert Assignment.objects.get(reviewer=reviewer, state="leased").item_id != skipped.item_id
         assert page.console_errors == []
+
+    def test_a_server_outage_keeps_the_answer_and_says_it_can_be_sent_again(self, live_server, page_factory, study):
+        make_items(study, 2)
+        reviewer = enrol(study, "omar", "control")
+        page = page_factory()
+        open_review(page, live_server.url, study, "omar")
+        # The database is down for a moment: every answer gets the app's 503.
+        page.route("**/answer/", lambda route: route.fulfill(status=503, body="unavailable"))
+
+        page.keyboard.press("2")
+        page.keyboard.press("Enter")
+
+        expect(page.locator("#send-problem")).to_be_visible()
+        expect(page.locator("#send-problem")).to_contain_text("HTTP 503")
+        assert page.locator("#answer-form input[data-key='2']").is_checked()  # the answer is still there
+        assert not Label.objects.filter(reviewer=reviewer).exists()
+        screenshot(page, "review-server-unavailable")
+
+        page.unroute("**/answer/")
+        page.keyboard.press("Enter")
+        expect(page.locator("#done-count")).to_have_text("1")
+        expect(page.locator("#send-problem")).to_be_hidden()
+        assert [label.values["decision"] for label in Label.objects.filter(reviewer=reviewer)] == ["reject"]
+        # The failed response is a console error by nature; nothing else is.
+        assert all("503" in message for message in page.console_errors)
