@@ -145,7 +145,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "var" / "staticfiles")))
-if not DEBUG and not TESTING:
+# Hashed names from a manifest, compressed by whitenoise and served with far-future cache
+# headers. Chosen whatever DEBUG is, so any collectstatic writes the manifest gunicorn needs
+# with DEBUG off; with DEBUG on, {% static %} does not read the manifest and whitenoise serves
+# the source folders, so development needs no collectstatic. Tests render pages without
+# collecting static files, so they keep the plain storage.
+if not TESTING:
     STORAGES = {
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
         "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
