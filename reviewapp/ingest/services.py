@@ -27,12 +27,20 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.models import Max
+from django.db.models import F, Max
 from django.utils import timezone
 from psycopg.copy import QueuedLibpqWriter
 from psycopg.errors import UniqueViolation
 
-from reviewapp.jobs import enqueue, enqueue_on_commit, requeue_cutoff
+from reviewapp.jobs import (
+    advisory_lock_free,
+    advisory_lock_release,
+    advisory_lock_take,
+    enqueue,
+    enqueue_on_commit,
+    requeue_cutoff,
+)
+from reviewapp.queue.services import cursors_pull_back, quotas_sync
 from reviewapp.studies.models import AuditEvent, Study
 from reviewapp.studies.schema import decision_field, schema_errors, value_error
 
@@ -43,6 +51,8 @@ from .parsing import BodyError, DecisionCheck, ItemRecord, ParseResult, RecordEr
 logger = logging.getLogger(__name__)
 
 MAX_ERRORS_KEPT = 1000
+# Namespace of the advisory lock held while a worker runs an ingest job (reviewapp/jobs.py).
+INGEST_LOCK = 7_341_003
 DEFAULT_BATCH_SIZE = 2000
 COPY_COLUMNS = (
     "study_id",
@@ -162,11 +172,15 @@ def items_ingest(
                     on_batch(outcome)
                 if outcome.rejected:
                     raise _RollBack
-            if outcome.created and study.status != Study.Status.DRAFT:
-                # New items in a study that already started go straight into the queue.
-                from reviewapp.queue.services import quotas_sync
-
-                quotas_sync(study=study, from_item_id=first_new_id)
+            queued = outcome.created and study.status != Study.Status.DRAFT
+            if queued:
+                # New items in a study that already started go straight into the queue. The
+                # new quota rows are invisible to reviewers until this commits, so they block
+                # nobody; moving reviewers' cursors back to the new items locks those rows,
+                # so it is left to the very end (below).
+                quotas_sync(study=study, from_item_id=first_new_id, pull_back_cursors=False)
+        if queued:
+            cursors_pull_back(study=study, from_item_id=first_new_id)
     except _RollBack:
         outcome.created = 0
         return outcome
@@ -319,17 +333,21 @@ def ingest_jobs_recover(*, now=None) -> list[int]:
     """Enqueue again the unfinished jobs whose message was lost; returns their ids.
 
     Queued since before JOBS_REQUEUE_AFTER_SECONDS: requested while the broker was down.
-    Running with its row not locked: the job's transaction holds that lock until it ends,
-    so nobody is working on it (the worker died and PostgreSQL rolled its work back).
-    A second message for a live job only waits for the row lock, then finds it finished.
+    Running with its advisory lock free: the worker that held it is gone (PostgreSQL drops
+    a dead session's locks, and rolls its uncommitted items back). A second message for a
+    live job finds the lock taken and leaves the job to its worker.
     """
     from .tasks import run_ingest_job
 
-    queued = IngestJob.objects.filter(status=IngestJob.Status.QUEUED, created_at__lt=requeue_cutoff(now))
-    lost = list(queued.values_list("pk", flat=True))
-    with transaction.atomic():
-        running = IngestJob.objects.select_for_update(skip_locked=True).filter(status=IngestJob.Status.RUNNING)
-        lost += list(running.values_list("pk", flat=True))
+    lost = []
+    cutoff = requeue_cutoff(now)
+    active = IngestJob.objects.filter(status__in=[IngestJob.Status.QUEUED, IngestJob.Status.RUNNING])
+    for job in active.only("pk", "status", "created_at"):
+        if job.status == IngestJob.Status.QUEUED:
+            if job.created_at < cutoff:
+                lost.append(job.pk)
+        elif advisory_lock_free(INGEST_LOCK, job.pk):
+            lost.append(job.pk)
     for job_id in lost:
         logger.warning("ingest job %s lost its message; enqueueing it again", job_id)
         enqueue(run_ingest_job, job_id)
@@ -337,23 +355,56 @@ def ingest_jobs_recover(*, now=None) -> list[int]:
 
 
 def ingest_job_run(*, job_id: int) -> IngestJob | None:
-    """Run one ingest job. Safe to call twice: a finished job is left alone.
+    """Run one ingest job. Safe to call twice: a finished job is left alone, and a job
+    another worker holds is left to it.
 
-    The items and the job's final status commit in one transaction, so a worker that
-    dies mid-job leaves either everything (the job reads 'succeeded') or nothing
-    (a redelivered task starts again from scratch).
+    The claim is a session-level advisory lock, never a lock on the job's row: the row must
+    stay writable so the job's progress (written on a second connection while the items'
+    transaction is open) reaches the page that polls it. Holding the row would make the job
+    wait on itself at its first progress write, for ever.
+
+    The items and the job's final status commit in one transaction, so a worker that dies
+    mid-job leaves either everything (the job reads 'succeeded') or nothing (a redelivered
+    task starts again from scratch).
     """
-    progress = JobProgress(job_id)
-    progress.mark_running()
+    if not advisory_lock_take(INGEST_LOCK, job_id):
+        logger.info("ingest job %s is being run by another worker", job_id)
+        return IngestJob.objects.filter(pk=job_id).first()
+    try:
+        job = _ingest_job_claim(job_id)
+        if job is None or job.is_finished:
+            return job
+        job = _ingest_job_execute(job)
+    finally:
+        advisory_lock_release(INGEST_LOCK, job_id)
+    _remove_upload(job)
+    AuditEvent.objects.create(
+        study=job.study,
+        actor=job.created_by,
+        action="ingest.job",
+        detail={"job": job.pk, "status": job.status, "created": job.created_count, "errors": job.error_count},
+    )
+    return job
+
+
+def _ingest_job_claim(job_id: int) -> IngestJob | None:
+    """Mark the job running (one more attempt), committed at once so the page shows it."""
+    job = IngestJob.objects.select_related("study").filter(pk=job_id).first()
+    if job is None or job.is_finished:
+        return job
+    IngestJob.objects.filter(pk=job_id).update(
+        status=IngestJob.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1, bytes_done=0
+    )
+    job.refresh_from_db()
+    return job
+
+
+def _ingest_job_execute(job: IngestJob) -> IngestJob:
+    progress = JobProgress(job.pk)
     try:
         with transaction.atomic():
-            # Row lock: a second delivery of the same task waits here, then sees it finished.
-            job = IngestJob.objects.select_for_update().select_related("study").filter(pk=job_id).first()
-            if job is None or job.is_finished:
-                return job
-            path = Path(job.stored_path)
             results = parse_file(
-                path,
+                Path(job.stored_path),
                 format_hint=job.format_hint or None,
                 decision_check=decision_check_for(job.study),
                 max_record_bytes=settings.INGEST_MAX_RECORD_BYTES,
@@ -368,33 +419,28 @@ def ingest_job_run(*, job_id: int) -> IngestJob | None:
             )
             _finish_job(job, outcome)
     except BodyError as exc:
-        IngestJob.objects.filter(pk=job_id).update(
+        IngestJob.objects.filter(pk=job.pk).update(
             status=IngestJob.Status.FAILED, message=str(exc), finished_at=timezone.now()
         )
-        job = IngestJob.objects.get(pk=job_id)
     finally:
         progress.close()
-    _remove_upload(job)
-    AuditEvent.objects.create(
-        study=job.study,
-        actor=job.created_by,
-        action="ingest.job",
-        detail={"job": job.pk, "status": job.status, "created": job.created_count, "errors": job.error_count},
-    )
+    job.refresh_from_db()
     return job
 
 
 def _finish_job(job: IngestJob, outcome: IngestOutcome) -> None:
-    job.status = IngestJob.Status.FAILED if outcome.rejected else IngestJob.Status.SUCCEEDED
-    job.records_seen = outcome.seen
-    job.created_count = outcome.created
-    job.duplicate_count = outcome.duplicates
-    job.error_count = outcome.error_count
-    job.errors = [e.as_dict() for e in outcome.errors]
-    job.message = outcome.summary()
-    job.bytes_done = job.size_bytes
-    job.finished_at = timezone.now()
-    job.save()
+    """Store the outcome in the items' transaction: both commit, or neither."""
+    IngestJob.objects.filter(pk=job.pk).update(
+        status=IngestJob.Status.FAILED if outcome.rejected else IngestJob.Status.SUCCEEDED,
+        records_seen=outcome.seen,
+        created_count=outcome.created,
+        duplicate_count=outcome.duplicates,
+        error_count=outcome.error_count,
+        errors=[e.as_dict() for e in outcome.errors],
+        message=outcome.summary(),
+        bytes_done=job.size_bytes,
+        finished_at=timezone.now(),
+    )
 
 
 def ingest_job_fail(*, job_id: int, message: str) -> None:
@@ -432,21 +478,14 @@ class JobProgress:
         with self._connection.cursor() as cursor:
             cursor.execute(sql, params)
 
-    def mark_running(self) -> None:
-        self._update(
-            f"UPDATE {IngestJob._meta.db_table} SET status = 'running', started_at = now(), "  # noqa: S608
-            "attempts = attempts + 1 WHERE id = %s AND status IN ('queued', 'running')",
-            [self.job_id],
-            force=True,
-        )
-
     def bytes_done(self, position: int) -> None:
-        sql = f"UPDATE {IngestJob._meta.db_table} SET bytes_done = %s WHERE id = %s"  # noqa: S608
+        sql = f"UPDATE {IngestJob._meta.db_table} SET bytes_done = %s WHERE id = %s AND status = 'running'"  # noqa: S608
         self._update(sql, [position, self.job_id])
 
     def counts(self, outcome: IngestOutcome) -> None:
         self._update(
-            f"UPDATE {IngestJob._meta.db_table} SET records_seen = %s, error_count = %s WHERE id = %s",  # noqa: S608
+            f"UPDATE {IngestJob._meta.db_table} SET records_seen = %s, error_count = %s "  # noqa: S608
+            "WHERE id = %s AND status = 'running'",
             [outcome.seen, outcome.error_count, self.job_id],
         )
 

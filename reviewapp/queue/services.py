@@ -21,6 +21,7 @@ from reviewapp.studies.models import Arm, Enrolment, Study
 from reviewapp.studies.randomization import allocate_assignment
 from reviewapp.studies.schema import schema_errors, value_error
 
+from . import tallies
 from .models import (
     ITEM_ID_SPAN,
     PRIORITY_OFFSET,
@@ -28,18 +29,12 @@ from .models import (
     ItemQuota,
     Label,
     LateSubmission,
-    QueueProgress,
     ReviewerCursor,
 )
 
 QUOTA = ItemQuota._meta.db_table
 ASSIGNMENT = Assignment._meta.db_table
 CURSOR = ReviewerCursor._meta.db_table
-PROGRESS = QueueProgress._meta.db_table
-# Progress figures older than this are recomputed by the next page that shows them.
-PROGRESS_MAX_AGE = timedelta(seconds=60)
-# Namespace of the advisory lock that lets one request at a time refresh a study's figures.
-PROGRESS_LOCK = 7_341_001
 MAX_COMMENT = 5000
 
 
@@ -75,33 +70,48 @@ def arm_keys(study: Study) -> list[int]:
     return list(study.arms.filter(weight__gt=0).values_list("id", flat=True))
 
 
-def quotas_sync(*, study: Study, from_item_id: int = 0) -> int:
+def quotas_sync(*, study: Study, from_item_id: int = 0, pull_back_cursors: bool = True) -> int:
     """Create the missing quota rows (new items, or a study that just started). Idempotent.
 
-    ``from_item_id`` limits the work to items from that id on (a fresh ingest)."""
+    ``from_item_id`` limits the work to items from that id on (a fresh ingest). With
+    ``pull_back_cursors`` off the caller runs ``cursors_pull_back`` itself, after its
+    transaction commits (a long ingest must not hold reviewers' cursor rows).
+    """
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            WITH new AS (
-                INSERT INTO {QUOTA} (study_id, item_id, arm_key, sort_key, open_slots, submitted)
-                SELECT i.study_id, i.id, keys.arm_key, (%s - i.priority) * %s + i.id, %s, 0
-                FROM {Item._meta.db_table} i CROSS JOIN unnest(%s::bigint[]) AS keys(arm_key)
-                WHERE i.study_id = %s AND i.id >= %s
-                ON CONFLICT (item_id, arm_key) DO NOTHING
-                RETURNING sort_key
-            ), first_new AS (
-                SELECT min(sort_key) AS sort_key FROM new
-            ), pulled_back AS (
-                -- A cursor already past a new item would serve it only after everything
-                -- else: move such cursors back so priority, then age, still decides.
-                UPDATE {CURSOR} c SET sort_key = first_new.sort_key - 1 FROM first_new
-                WHERE c.study_id = %s AND c.sort_key >= first_new.sort_key
-            )
-            SELECT count(*) FROM new
+            INSERT INTO {QUOTA} (study_id, item_id, arm_key, sort_key, open_slots, submitted)
+            SELECT i.study_id, i.id, keys.arm_key, (%s - i.priority) * %s + i.id, %s, 0
+            FROM {Item._meta.db_table} i CROSS JOIN unnest(%s::bigint[]) AS keys(arm_key)
+            WHERE i.study_id = %s AND i.id >= %s
+            ON CONFLICT (item_id, arm_key) DO NOTHING
             """,  # noqa: S608 (table names are our models')
-            [PRIORITY_OFFSET, ITEM_ID_SPAN, study.overlap_k, arm_keys(study), study.pk, from_item_id, study.pk],
+            [PRIORITY_OFFSET, ITEM_ID_SPAN, study.overlap_k, arm_keys(study), study.pk, from_item_id],
         )
-        return cursor.fetchone()[0]
+        created = cursor.rowcount
+    if created and pull_back_cursors:
+        cursors_pull_back(study=study, from_item_id=from_item_id)
+    return created
+
+
+def cursors_pull_back(*, study: Study, from_item_id: int) -> int:
+    """Move back the cursors already past the items from ``from_item_id`` on; returns how many.
+
+    A cursor past a new item would serve it only after everything else: moved back, the
+    reviewer meets it where priority, then age, put it. One short statement.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH first_new AS (
+                SELECT min(sort_key) AS sort_key FROM {QUOTA} WHERE study_id = %s AND item_id >= %s
+            )
+            UPDATE {CURSOR} c SET sort_key = first_new.sort_key - 1 FROM first_new
+            WHERE c.study_id = %s AND c.sort_key >= first_new.sort_key
+            """,  # noqa: S608 (table names are our models')
+            [study.pk, from_item_id, study.pk],
+        )
+        return cursor.rowcount
 
 
 def quotas_rebuild(*, study: Study) -> None:
@@ -149,42 +159,25 @@ def leases_expire(*, study: Study, limit: int = 500) -> int:
 
 
 def progress_refresh(*, study: Study) -> None:
-    """Recompute every arm's queue totals of a study in one pass over its quota rows."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO {PROGRESS} (study_id, arm_key, submitted, open_slots, open_items, refreshed_at)
-            SELECT study_id, arm_key, sum(submitted), sum(open_slots), count(*) FILTER (WHERE open_slots > 0), now()
-            FROM {QUOTA} WHERE study_id = %s GROUP BY study_id, arm_key
-            ON CONFLICT (study_id, arm_key) DO UPDATE SET
-                submitted = EXCLUDED.submitted, open_slots = EXCLUDED.open_slots,
-                open_items = EXCLUDED.open_items, refreshed_at = EXCLUDED.refreshed_at
-            """,  # noqa: S608
-            [study.pk],
-        )
+    """Fold the study's tally rows (the beat task's job; the figures are exact without it,
+    only reading them costs a little more as delta rows pile up)."""
+    tallies.tallies_compact(study_id=study.pk)
 
 
 def progress_totals(*, study: Study, arm_key: int) -> dict[str, int]:
-    """One arm's queue totals for the progress line, at most about a minute old.
+    """One arm's queue totals for the progress line, exact as of this request.
 
-    The beat task keeps them fresh; without it the first request to find them stale
-    recomputes them, and requests arriving meanwhile show the previous figures rather
-    than queueing behind a full pass.
+    Read from the quota tallies that triggers keep (queue/tallies.py): a few rows per arm,
+    however many items the queue holds, and no request ever sums the quota rows.
+    ``open_items`` are the items that still need labels in this arm (fewer than k
+    submitted); ``percent`` is the share of the arm's k x items labels already given.
     """
-    row = QueueProgress.objects.filter(study=study, arm_key=arm_key).first()
-    if row is None or row.refreshed_at < timezone.now() - PROGRESS_MAX_AGE:
-        with transaction.atomic(), connection.cursor() as cursor:
-            if row is None:  # Nothing to show yet: wait for whoever is computing them.
-                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s), true", [PROGRESS_LOCK, study.pk])
-            else:
-                cursor.execute("SELECT null, pg_try_advisory_xact_lock(%s, %s)", [PROGRESS_LOCK, study.pk])
-            if cursor.fetchone()[1]:
-                progress_refresh(study=study)
-        row = QueueProgress.objects.filter(study=study, arm_key=arm_key).first() or row
-    if row is None:  # A study without quota rows (no items yet).
-        return {"open_items": 0, "percent": 0}
-    total = row.submitted + row.open_slots
-    return {"open_items": row.open_items, "percent": round(100 * row.submitted / total) if total else 0}
+    shape = tallies.quota_shape(study.pk, arm_key).get(arm_key, {})
+    k = study.overlap_k
+    items = sum(shape.values())
+    submitted = sum(min(done, k) * n for done, n in shape.items())
+    open_items = sum(n for done, n in shape.items() if done < k)
+    return {"open_items": open_items, "percent": round(100 * submitted / (k * items)) if items else 0}
 
 
 def _enrolment(study: Study, reviewer) -> Enrolment:

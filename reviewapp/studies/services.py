@@ -102,7 +102,7 @@ def start_problems(study: Study) -> list[str]:
 
 @transaction.atomic
 def study_transition(*, study: Study, actor, to_status: str) -> None:
-    study = Study.objects.select_for_update().get(pk=study.pk)
+    study = Study.objects.select_for_update(no_key=True).get(pk=study.pk)
     allowed = study.allowed_transitions()
     if to_status not in allowed:
         raise StudyRuleError(f"A {study.status} study cannot become {to_status}.")
@@ -192,7 +192,7 @@ def reviewer_stratum(study: Study, reviewer) -> str:
 def enrolment_create(*, study: Study, reviewer, source: str, actor=None, invitation: Invitation | None = None):
     """Enrol a reviewer and allocate their arm, once. Returns (enrolment, created)."""
     # Row lock on the study: allocations in a stratum are numbered one at a time.
-    study = Study.objects.select_for_update().get(pk=study.pk)
+    study = Study.objects.select_for_update(no_key=True).get(pk=study.pk)
     existing = Enrolment.objects.filter(study=study, reviewer=reviewer).first()
     if existing:
         return existing, False

@@ -82,20 +82,19 @@ class TestRecoverySweep:
         assert export_services.export_jobs_recover(now=later(3600)) == []
         assert enqueued == []
 
-    def test_an_ingest_job_is_enqueued_again_when_overdue_or_when_its_row_is_not_locked(
+    def test_an_ingest_job_is_enqueued_again_when_overdue_or_when_nobody_holds_its_lock(
         self, study, enqueued, other_session, settings
     ):
         settings.JOBS_REQUEUE_AFTER_SECONDS = 300
         queued = IngestJob.objects.create(study=study, filename="a.jsonl", stored_path="/nowhere")
         running = IngestJob.objects.create(study=study, filename="b.jsonl", stored_path="/nowhere", status="running")
-        # A live job's transaction holds its row lock until the job ends.
-        other_session.execute("BEGIN")
-        other_session.execute(f"SELECT 1 FROM {IngestJob._meta.db_table} WHERE id = %s FOR UPDATE", [running.pk])  # noqa: S608
+        # A live job's worker holds the job's advisory lock until the job ends.
+        other_session.execute("SELECT pg_advisory_lock(%s, %s)", [ingest_services.INGEST_LOCK, running.pk])
 
         assert ingest_services.ingest_jobs_recover() == []
         assert ingest_services.ingest_jobs_recover(now=later(301)) == [queued.pk]
 
-        other_session.execute("ROLLBACK")  # the worker's session ended
+        other_session.execute("SELECT pg_advisory_unlock(%s, %s)", [ingest_services.INGEST_LOCK, running.pk])
         assert sorted(ingest_services.ingest_jobs_recover()) == [running.pk]
         assert enqueued == [("run_ingest_job", queued.pk), ("run_ingest_job", running.pk)]
 
