@@ -3,8 +3,10 @@
 A job is a row first and a broker message second. The row is the truth; the message only
 says "work on row N". So the message may be lost without losing the job:
 
-- the broker is unreachable when the request commits: ``enqueue`` logs it and returns
-  False instead of turning the user's request into a 500; the row stays queued;
+- the broker cannot take the message when the request commits (unreachable, or the
+  filesystem broker's folder missing or read-only): ``enqueue`` logs it, notes on the row
+  that it is queued until the broker is back, and returns False instead of turning the
+  user's request into a 500; the row stays queued;
 - the worker running it is killed (SIGKILL, OOM, a machine gone): with Redis the message
   comes back only after the visibility timeout, an hour or so later.
 
@@ -23,30 +25,107 @@ import time
 from datetime import datetime, timedelta
 from functools import partial
 
+from django.apps import apps
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerUnavailable
+from kombu import exceptions as kombu_errors
+from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
 # How long a job waits for its lock before leaving the job to whoever holds it.
 LOCK_WAIT_SECONDS = 5.0
 
+# What publishing can raise when the broker cannot take a message (kombu 5.7, redis-py):
+# - kombu's OperationalError (a KombuError): once its publish retries are used up, kombu wraps
+#   every error the transport declares as a connection or channel error in it. Redis declares
+#   OSError and socket errors and redis-py's connection, timeout, authentication and loading
+#   errors, and ResponseError (a read-only replica, maxmemory reached); the filesystem
+#   transport raises amqp's ChannelError when it cannot write a message file (read-only
+#   folder, full disk).
+# - OSError, unwrapped: the filesystem transport lists its folder when it declares the queue,
+#   outside its declared errors, so a missing or unreadable folder is FileNotFoundError or
+#   PermissionError.
+# - amqp's channel and connection errors and redis-py's errors, should a path skip kombu's wrapper.
+# - anything else raised inside those libraries (see ``broker_failure``).
+BROKER_ERRORS = (kombu_errors.KombuError, kombu_errors.ChannelError, kombu_errors.ConnectionError, OSError, RedisError)
+BROKER_LIBRARIES = ("kombu", "amqp", "redis")
+
+# What the user is told of a job whose message could not be published.
+BROKER_DOWN_NOTE = "Queued; will run when the broker is back."
+# Where each job's page shows its state (task name -> model, field): a job whose message
+# could not be published carries BROKER_DOWN_NOTE there until a publish succeeds (the
+# recovery sweep's, once the broker is back). The worker overwrites the field when it starts.
+NOTE_FIELDS = {
+    "reviewapp.metrics.tasks.compute_metrics": ("metrics.MetricRun", "progress_message"),
+    "reviewapp.ingest.tasks.run_ingest_job": ("ingest.IngestJob", "message"),
+    "reviewapp.reports.tasks.run_export_job": ("reports.ExportJob", "error"),
+}
+
 
 def enqueue(task, *args) -> bool:
-    """Publish ``task(*args)``; False (logged) when the broker cannot be reached."""
+    """Publish ``task(*args)``; False when the broker cannot take it: logged, and the job's
+    row (if ``task`` runs one) noted as waiting for the broker."""
     try:
         task.delay(*args)
-    except BrokerUnavailable as exc:
-        logger.warning("broker unreachable, %s%r left for the recovery sweep: %s", task.name, args, exc)
+    except Exception as exc:
+        if not broker_failure(exc):
+            raise
+        logger.warning(
+            "broker cannot take messages, %s%r left for the recovery sweep: %s: %s",
+            task.name,
+            args,
+            type(exc).__name__,
+            exc,
+        )
+        _note(task.name, args, waiting=True)
         return False
+    _note(task.name, args, waiting=False)
     return True
+
+
+def broker_failure(exc: Exception) -> bool:
+    """Whether an error from publishing means the broker could not take the message."""
+    if isinstance(exc, BROKER_ERRORS):
+        return True
+    # Raised inside the broker libraries themselves: kombu 5.7's filesystem transport, when a
+    # write to a read-only folder fails, retries the publish on the channel it has just closed
+    # and fails with AttributeError ('NoneType' object has no attribute 'client'). Our own
+    # mistakes (raised in our code or Celery's) still propagate.
+    innermost = exc.__traceback__
+    while innermost is not None and innermost.tb_next is not None:
+        innermost = innermost.tb_next
+    module = innermost.tb_frame.f_globals.get("__name__", "") if innermost is not None else ""
+    return module.partition(".")[0] in BROKER_LIBRARIES
+
+
+def _note(task_name: str, args: tuple, *, waiting: bool) -> None:
+    if task_name not in NOTE_FIELDS or len(args) != 1:
+        return
+    model_label, field = NOTE_FIELDS[task_name]
+    rows = apps.get_model(model_label).objects.filter(pk=args[0])
+    if waiting:
+        rows.filter(status="queued").update(**{field: BROKER_DOWN_NOTE})
+    else:
+        # Only our own note: a worker that already started has written its own state there.
+        rows.filter(**{field: BROKER_DOWN_NOTE}).update(**{field: ""})
+
+
+def waiting_for_broker(job: models.Model) -> bool:
+    """Whether ``job`` (a MetricRun, IngestJob or ExportJob) is queued because its message
+    could not be published; reads the note afresh into ``job``, for the page that shows it."""
+    fields = [field for label, field in NOTE_FIELDS.values() if label == job._meta.label]
+    if not fields:
+        return False
+    job.refresh_from_db(fields=fields)
+    return getattr(job, fields[0]) == BROKER_DOWN_NOTE
 
 
 def enqueue_on_commit(task, *args) -> None:
     """Publish once the current transaction commits (never, if it rolls back): the worker
-    must find the row. A broker outage then leaves the row queued, not the request failed."""
+    must find the row. A broker that cannot take the message then leaves the row queued
+    (and noted, see ``waiting_for_broker``), not the request failed."""
     transaction.on_commit(partial(enqueue, task, *args))
 
 

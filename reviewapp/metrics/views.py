@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from reviewapp.jobs import BROKER_DOWN_NOTE, waiting_for_broker
 from reviewapp.studies.access import researcher_required, researcher_study_or_404
 from reviewapp.studies.models import Study
 
@@ -50,7 +51,9 @@ def metrics_panel(request: HttpRequest, slug: str) -> HttpResponse:
 def metrics_run(request: HttpRequest, slug: str) -> HttpResponse:
     study = researcher_study_or_404(request.user, slug)
     run, created = services.metric_run_request(study=study, actor=request.user)
-    if created:
+    if run is not None and run.is_active and waiting_for_broker(run):
+        notice = BROKER_DOWN_NOTE
+    elif created:
         notice = "Computing the metrics now."
     elif run is None:
         notice = "There are no labels yet: nothing to compute."

@@ -19,6 +19,7 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from reviewapp.jobs import waiting_for_broker
 from reviewapp.metrics.services import latest_run
 from reviewapp.studies.access import researcher_required, researcher_study_or_404
 from reviewapp.studies.models import Study
@@ -173,11 +174,17 @@ def export_job_create(request: HttpRequest, slug: str) -> HttpResponse:
     job, created = services.export_job_create(
         study=study, report=report, fmt=fmt, actor=request.user, rows_total=services.row_count(study, report)
     )
+    # Read after the commit that published it; its note is in the JSON as "error" too.
+    waiting = waiting_for_broker(job)
     if "application/json" in request.headers.get("Accept", ""):
         # A program: the job's status and, once done, its download URL.
         return JsonResponse(_job_json(job), status=202 if created else 200)
-    notice = "The file is being prepared; it appears below when ready." if created else "It is already being prepared."
-    messages.info(request, notice)
+    if waiting:
+        messages.warning(request, "The file is queued; it will run when the broker is back.")
+    elif created:
+        messages.info(request, "The file is being prepared; it appears below when ready.")
+    else:
+        messages.info(request, "It is already being prepared.")
     return redirect(reverse("study-exports", args=[study.slug]) + "#jobs")
 
 

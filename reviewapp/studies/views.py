@@ -29,6 +29,7 @@ from reviewapp.ingest.files import file_kind, new_upload_path
 from reviewapp.ingest.models import IngestJob, Item
 from reviewapp.ingest.parsing import BodyError
 from reviewapp.ingest.services import ingest_job_create
+from reviewapp.jobs import waiting_for_broker
 from reviewapp.metrics.views import metrics_context
 
 from . import services
@@ -127,7 +128,7 @@ def study_upload(request: HttpRequest, slug: str) -> HttpResponse:
     with open(stored, "wb") as out:
         for chunk in upload.chunks():
             out.write(chunk)
-    ingest_job_create(
+    job = ingest_job_create(
         study=study,
         stored_path=stored,
         filename=upload.name,
@@ -135,7 +136,10 @@ def study_upload(request: HttpRequest, slug: str) -> HttpResponse:
         skip_invalid=form.cleaned_data["skip_invalid"],
         created_by=request.user,
     )
-    messages.success(request, f"{upload.name} uploaded; it is being ingested in the background.")
+    if waiting_for_broker(job):
+        messages.warning(request, f"{upload.name} uploaded; its ingest is queued and will run when the broker is back.")
+    else:
+        messages.success(request, f"{upload.name} uploaded; it is being ingested in the background.")
     return redirect("study-detail", study.slug)
 
 

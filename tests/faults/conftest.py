@@ -32,8 +32,9 @@ def redis_transport_options() -> dict:
 
 
 @contextmanager
-def celery_broker(url: str):
-    """Publish from this process to another broker (a private Redis) for the duration.
+def celery_broker(url: str, transport_options: dict | None = None):
+    """Publish from this process to another broker (a private Redis, or a filesystem broker
+    with ``transport_options`` naming its folders) for the duration.
 
     The Celery app keeps connection and producer pools for the broker it was configured
     with (in kombu's registry too); they are closed and forgotten on the way in and out, so
@@ -52,7 +53,8 @@ def celery_broker(url: str):
     saved = os.environ.get("CELERY_BROKER_URL"), app.conf.broker_url, app.conf.broker_transport_options
     forget_connections()
     os.environ["CELERY_BROKER_URL"] = url
-    app.conf.broker_url, app.conf.broker_transport_options = url, redis_transport_options()
+    app.conf.broker_url = url
+    app.conf.broker_transport_options = transport_options or redis_transport_options()
     try:
         yield app
     finally:
