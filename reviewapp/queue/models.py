@@ -52,28 +52,6 @@ class ItemQuota(models.Model):
         return f"quota {self.item_id}/{self.arm_key}: {self.open_slots} open"
 
 
-class QueueProgress(models.Model):
-    """Totals of one arm's queue for the reviewers' progress line.
-
-    Summing the quota rows costs a full pass (about 0.25 s at a million items), so it is
-    done by the beat task, or by one request once the figures are stale, and every page
-    reads one row instead.
-    """
-
-    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="+")
-    arm_key = models.BigIntegerField()
-    submitted = models.BigIntegerField()
-    open_slots = models.BigIntegerField()
-    open_items = models.BigIntegerField()
-    refreshed_at = models.DateTimeField()
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["study", "arm_key"], name="progress_study_arm_unique")]
-
-    def __str__(self) -> str:
-        return f"progress {self.study_id}/{self.arm_key}: {self.submitted} done, {self.open_slots} open"
-
-
 class ReviewerCursor(models.Model):
     """Where a reviewer is in the queue: claims scan forward from here, so the
     next-item query does not grow with the reviewer's history."""
@@ -189,3 +167,54 @@ class LateSubmission(models.Model):
 
     def __str__(self) -> str:
         return f"late answer on {self.assignment_id}"
+
+
+# --- Tallies -------------------------------------------------------------------------
+# Summary counts that researcher pages read instead of counting a million rows per
+# request. PostgreSQL triggers (migration 0005) append one signed delta row per statement
+# that inserts, updates or deletes items, quota rows or labels; a page sums a study's
+# rows, and ``tallies.tallies_compact`` folds them back into one row per key. Deltas are
+# only ever appended, so writers never wait on each other for a counter row (an ingest
+# holding its transaction open for minutes blocks nobody). The study column has no
+# foreign key constraint: the triggers add rows while a study's items are being deleted.
+
+
+class ItemTally(models.Model):
+    """Items of a study by source format: how many, how many with gold, how many probes."""
+
+    study = models.ForeignKey(Study, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    source_format = models.CharField(max_length=16)
+    items = models.BigIntegerField()
+    gold = models.BigIntegerField()
+    probes = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"item tally {self.study_id}/{self.source_format}: {self.items:+d}"
+
+
+class QuotaTally(models.Model):
+    """How many quota rows of one arm's queue have ``submitted`` labels: the queue's shape
+    (fully, partially, not yet labelled items, labels given) without a pass over it."""
+
+    study = models.ForeignKey(Study, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    arm_key = models.BigIntegerField()
+    submitted = models.IntegerField()
+    n = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"quota tally {self.study_id}/{self.arm_key}: {self.n:+d} with {self.submitted}"
+
+
+class LabelTally(models.Model):
+    """Labels per reviewer, arm and UTC day (``day`` is null for days folded together
+    because they are older than any activity chart shows), and the newest one's time."""
+
+    study = models.ForeignKey(Study, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    reviewer_id = models.BigIntegerField()
+    arm_id = models.BigIntegerField()
+    day = models.DateField(null=True)
+    n = models.BigIntegerField()
+    last_at = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"label tally {self.study_id}/{self.reviewer_id}/{self.day}: {self.n:+d}"

@@ -1,15 +1,15 @@
 """The dashboard's reads: aggregate queries, each at most one pass over one study's rows.
 
-Costs in the docstrings were measured on the 1M-label bench database (bench/metrics.py:
-200 reviewers, 10,000 items) on a 2-core machine. A dashboard page costs about 0.35 s
-there (9 queries).
+Counts come from the tallies that triggers keep (queue/tallies.py), so no dashboard read
+passes over a study's items, quota rows or labels; bench/pages.py times the pages at
+10,000 and 1,000,000 items.
 Identifiers are our models' table names; every value is a query parameter.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
@@ -18,6 +18,7 @@ from django.db.models import QuerySet
 
 from reviewapp.ingest.models import Item
 from reviewapp.metrics.models import MetricRun
+from reviewapp.queue import tallies
 from reviewapp.queue.models import Assignment, ItemQuota, Label
 from reviewapp.studies.models import Enrolment, Study
 
@@ -34,31 +35,43 @@ DWELL_CACHE_SECONDS = 24 * 3600
 
 def queue_states(study: Study) -> list[dict]:
     """Per queue (arm_key), how many items are fully labelled (k submitted), in progress (a
-    live lease), partially labelled, or not yet claimed. One pass over the study's quota
-    rows, joined to its live leases (a partial index holds only those): about 65 ms over
-    the 333,000 quota rows a 1M-label study with k = 3 per arm has."""
+    live lease), partially labelled, or not yet claimed.
+
+    The quota tallies say how many items have each number of labels (a few rows per
+    arm); only the items under a live lease (at most one per active reviewer, from a
+    partial index) are looked up, to move them to "in progress"."""
+    k = study.overlap_k
+    shape = tallies.quota_shape(study.pk)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT q.arm_key,
-                   count(*) FILTER (WHERE q.submitted >= %(k)s),
-                   count(*) FILTER (WHERE q.submitted > 0 AND q.submitted < %(k)s AND live.item_id IS NULL),
-                   count(*) FILTER (WHERE q.submitted < %(k)s AND live.item_id IS NOT NULL),
-                   count(*) FILTER (WHERE q.submitted = 0 AND live.item_id IS NULL)
-            FROM {QUOTA} q
-            LEFT JOIN (
+            SELECT q.arm_key, q.submitted, count(*)
+            FROM (
                 SELECT DISTINCT item_id, quota_arm_key FROM {ASSIGNMENT}
                 WHERE study_id = %(study)s AND state = 'leased' AND lease_expires_at > now()
-            ) live ON live.item_id = q.item_id AND live.quota_arm_key = q.arm_key
-            WHERE q.study_id = %(study)s
-            GROUP BY q.arm_key ORDER BY q.arm_key
+            ) live
+            JOIN {QUOTA} q ON q.item_id = live.item_id AND q.arm_key = live.quota_arm_key
+            WHERE q.submitted < %(k)s
+            GROUP BY q.arm_key, q.submitted
             """,  # noqa: S608 (table names are our models')
-            {"study": study.pk, "k": study.overlap_k},
+            {"study": study.pk, "k": k},
         )
-        return [
-            {"arm_key": key, "full": full, "partial": partial, "in_progress": live, "unclaimed": unclaimed}
-            for key, full, partial, live, unclaimed in cursor.fetchall()
-        ]
+        live = {(key, submitted): n for key, submitted, n in cursor.fetchall()}
+    states = []
+    for key in sorted(shape):
+        counts = shape[key]
+        leased = {submitted: n for (arm_key, submitted), n in live.items() if arm_key == key}
+        states.append(
+            {
+                "arm_key": key,
+                "full": sum(n for submitted, n in counts.items() if submitted >= k),
+                "partial": sum(n for submitted, n in counts.items() if 0 < submitted < k)
+                - sum(n for submitted, n in leased.items() if submitted > 0),
+                "in_progress": sum(leased.values()),
+                "unclaimed": counts.get(0, 0) - leased.get(0, 0),
+            }
+        )
+    return states
 
 
 @dataclass
@@ -72,37 +85,20 @@ class Activity:
 
 
 def activity(study: Study, window_days: int) -> Activity:
-    """One pass over the study's labels, grouped by reviewer, arm and (within the last
-    ``window_days`` days up to the study's newest label) day. About 0.25 s at a million
-    labels (a hash aggregate over a sequential scan); the newest label's day comes from
-    the (study, id) index."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            WITH last AS (
-                SELECT (submitted_at AT TIME ZONE 'UTC')::date AS day
-                FROM {LABEL} WHERE study_id = %(study)s ORDER BY id DESC LIMIT 1
-            )
-            SELECT reviewer_id, arm_id,
-                   CASE WHEN (submitted_at AT TIME ZONE 'UTC')::date > (SELECT day FROM last) - %(days)s
-                        THEN (submitted_at AT TIME ZONE 'UTC')::date END AS day,
-                   count(*), max(submitted_at)
-            FROM {LABEL} WHERE study_id = %(study)s
-            GROUP BY 1, 2, 3
-            """,  # noqa: S608
-            {"study": study.pk, "days": window_days},
-        )
-        rows = cursor.fetchall()
-    out = Activity()
-    for reviewer_id, arm_id, day, count, last in rows:
-        entry = out.reviewers.setdefault(reviewer_id, {"labels": 0, "last_active": None, "days": {}})
-        entry["labels"] += count
-        if entry["last_active"] is None or last > entry["last_active"]:
-            entry["last_active"] = last
-        out.per_arm[arm_id] = out.per_arm.get(arm_id, 0) + count
-        if day is not None:
-            entry["days"][day] = entry["days"].get(day, 0) + count
-            out.last_day = day if out.last_day is None else max(out.last_day, day)
+    """Labels per reviewer, arm and day, read from the label tallies (a row per reviewer
+    and active day, however many labels): the window is the ``window_days`` days up to
+    the study's newest label."""
+    days = tallies.label_days(study.pk)
+    last_day = max((row.day for row in days if row.day is not None), default=None)
+    out = Activity(last_day=last_day)
+    for row in days:
+        entry = out.reviewers.setdefault(row.reviewer_id, {"labels": 0, "last_active": None, "days": {}})
+        entry["labels"] += row.n
+        if row.last_at is not None and (entry["last_active"] is None or row.last_at > entry["last_active"]):
+            entry["last_active"] = row.last_at
+        out.per_arm[row.arm_id] = out.per_arm.get(row.arm_id, 0) + row.n
+        if row.day is not None and row.day > last_day - timedelta(days=window_days):
+            entry["days"][row.day] = entry["days"].get(row.day, 0) + row.n
     return out
 
 

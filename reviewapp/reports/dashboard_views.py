@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from reviewapp.metrics import services as metrics_services
 from reviewapp.metrics.models import MetricRun
+from reviewapp.queue import tallies
 from reviewapp.studies.access import researcher_required, researcher_study_or_404
 from reviewapp.studies.models import Enrolment, Study
 
@@ -96,7 +97,7 @@ def overview_context(study: Study, latest: MetricRun | None, table: dict) -> dic
     states = queries.queue_states(study)
     queue_rows = presenters.queue_rows(states, dict(arms))
     per_arm = table["activity"].per_arm
-    n_items = study.items.count()
+    n_items = tallies.item_counts([study.pk])[study.pk].items
     n_labels = sum(per_arm.values())
     window = table["activity_window"]
     per_day = {

@@ -39,6 +39,7 @@ from reviewapp.jobs import (
 )
 from reviewapp.metrics.models import MetricRun
 from reviewapp.metrics.services import latest_run
+from reviewapp.queue import tallies
 from reviewapp.queue.models import Label
 from reviewapp.studies.models import Arm, AuditEvent, Study
 from reviewapp.studies.schema import decision_field
@@ -213,9 +214,11 @@ def row_source(study: Study, report: str) -> RowSource:
 
 
 def row_count(study: Study, report: str) -> int:
-    """Rows the labels or items report has now (what decides streaming vs a job)."""
-    model = Label if report == "labels" else Item
-    return model.objects.filter(study=study).count()
+    """Rows the labels or items report has now (what decides streaming vs a job), read
+    from the tallies rather than counted: the Exports page shows both on every visit."""
+    if report == "labels":
+        return tallies.label_count(study.pk)
+    return tallies.item_counts([study.pk])[study.pk].items
 
 
 def row_chunks(query: sql.Composed, chunk_size: int = ROW_CHUNK) -> Iterator[list[tuple]]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections import Counter
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib import messages
@@ -13,7 +15,7 @@ from django.core.paginator import Paginator
 from django.db import InterfaceError as DatabaseInterfaceError
 from django.db import OperationalError as DatabaseOperationalError
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -31,6 +33,7 @@ from reviewapp.ingest.parsing import BodyError
 from reviewapp.ingest.services import ingest_job_create
 from reviewapp.jobs import waiting_for_broker
 from reviewapp.metrics.views import metrics_context
+from reviewapp.queue import tallies
 
 from . import services
 from .access import is_researcher, researcher_required, researcher_studies, researcher_study_or_404
@@ -48,6 +51,7 @@ from .models import AuditEvent, Enrolment, IngestToken, Invitation, Study
 from .schema import decision_field, schema_errors
 
 ITEMS_PER_PAGE = 50
+JOBS_SHOWN = 10
 AUDIT_PER_PAGE = 50
 
 
@@ -55,10 +59,15 @@ def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect("login")
     if is_researcher(request.user):
-        studies = researcher_studies(request.user).annotate(
-            item_count=Count("items", distinct=True), reviewer_count=Count("enrolments", distinct=True)
+        # Reviewers counted by a join of their own (a few rows per study); items read from
+        # the tallies, never counted: joining both to the study multiplied them together.
+        studies = list(
+            researcher_studies(request.user).annotate(reviewer_count=Count("enrolments")).order_by("-created_at")
         )
-        return render(request, "studies/home.html", {"studies": studies.order_by("-created_at")})
+        counts = tallies.item_counts([study.pk for study in studies])
+        for study in studies:
+            study.item_count = counts[study.pk].items
+        return render(request, "studies/home.html", {"studies": studies})
     enrolments = Enrolment.objects.filter(reviewer=request.user).select_related("study").order_by("-allocated_at")
     return render(request, "studies/reviewer_home.html", {"enrolments": enrolments})
 
@@ -79,13 +88,22 @@ def study_create(request: HttpRequest) -> HttpResponse:
 @researcher_required
 def study_detail(request: HttpRequest, slug: str) -> HttpResponse:
     study = researcher_study_or_404(request.user, slug)
-    jobs = list(IngestJob.objects.filter(study=study)[:10])
+    # The error lists can be long; the table shows only their count.
+    jobs = list(IngestJob.objects.filter(study=study).defer("errors")[:JOBS_SHOWN])
+    if request.htmx and request.GET.get("part") == "jobs":
+        # The progress poll (every 2 s) renders the jobs and computes nothing else.
+        response = render(request, "studies/study_detail.html#jobs", {"study": study, "jobs": jobs})
+        if all(job.is_finished for job in jobs):
+            # Stop polling once nothing is moving; the final state is in this response.
+            response.status_code = HttpResponseStopPolling.status_code
+        return response
+    counts = tallies.item_counts([study.pk])[study.pk]
     context = {
         "study": study,
-        "item_count": study.items.count(),
-        "formats": study.items.values("source_format").annotate(n=Count("id")).order_by("-n"),
-        "gold_count": study.items.filter(gold_label__isnull=False).count(),
-        "probe_count": study.items.filter(is_probe=True).count(),
+        "item_count": counts.items,
+        "formats": [{"source_format": name, "n": n} for name, n in sorted(counts.formats.items(), key=lambda f: -f[1])],
+        "gold_count": counts.gold,
+        "probe_count": counts.probes,
         "arms": study.arms.all(),
         "jobs": jobs,
         "balance": arm_balance(study),
@@ -97,12 +115,6 @@ def study_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "tokens": study.ingest_tokens.order_by("-created_at"),
         "metrics_panel": metrics_context(study),
     }
-    if request.htmx and request.GET.get("part") == "jobs":
-        response = render(request, "studies/study_detail.html#jobs", context)
-        if all(job.is_finished for job in jobs):
-            # Stop polling once nothing is moving; the final state is in this response.
-            response.status_code = HttpResponseStopPolling.status_code
-        return response
     return render(request, "studies/study_detail.html", context)
 
 
@@ -320,24 +332,90 @@ def invitation_revoke(request: HttpRequest, slug: str, invitation_id: int) -> Ht
     return redirect("study-reviewers", study.slug)
 
 
+ITEM_FILTERS = {"gold": Q(gold_label__isnull=False), "probes": Q(is_probe=True), "no-gold": Q(gold_label__isnull=True)}
+
+
 @researcher_required
 def study_items(request: HttpRequest, slug: str) -> HttpResponse:
     study = researcher_study_or_404(request.user, slug)
-    items = study.items.order_by("-priority", "id")
     shown = request.GET.get("show", "all")
-    filters = {"gold": Q(gold_label__isnull=False), "probes": Q(is_probe=True), "no-gold": Q(gold_label__isnull=True)}
-    if shown in filters:
-        items = items.filter(filters[shown])
+    shown = shown if shown in ITEM_FILTERS else "all"
+    items = study.items.filter(ITEM_FILTERS[shown]) if shown in ITEM_FILTERS else study.items.all()
     # The title only, not whole payloads: a page of transcripts would be megabytes.
     items = items.annotate(title=KeyTextTransform("title", "payload")).defer("payload", "source_metadata")
-    page = Paginator(items, ITEMS_PER_PAGE)
+    page = item_page(
+        items, after=_item_cursor(request.GET.get("after")), before=_item_cursor(request.GET.get("before"))
+    )
+    counts = tallies.item_counts([study.pk])[study.pk]
+    totals = {"all": counts.items, "gold": counts.gold, "no-gold": counts.items - counts.gold, "probes": counts.probes}
     context = {
         "study": study,
-        "page": page.get_page(request.GET.get("page")),
+        "page": page,
         "shown": shown,
+        "total": totals[shown],
         "choices": _decision_choices(study),
     }
     return render(request, "studies/items.html", context)
+
+
+@dataclass
+class ItemPage:
+    """One page of items in queue order (priority high first, then oldest), found from the
+    item before or after it (keyset pagination): a late page costs what the first does,
+    where OFFSET would read and skip every item before it."""
+
+    object_list: list
+    has_next: bool
+    has_previous: bool
+
+    def _cursor(self, item: Item) -> str:
+        return f"{item.priority}.{item.pk}"
+
+    @property
+    def next_cursor(self) -> str:
+        return self._cursor(self.object_list[-1])
+
+    @property
+    def previous_cursor(self) -> str:
+        return self._cursor(self.object_list[0])
+
+
+ITEM_CURSOR = re.compile(r"(-?\d{1,7})\.(\d{1,19})")
+
+
+def _item_cursor(value: str | None) -> tuple[int, int] | None:
+    """(priority, id) from "<priority>.<id>"; anything else means no cursor."""
+    match = ITEM_CURSOR.fullmatch(value or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def item_page(
+    items: QuerySet[Item],
+    *,
+    after: tuple[int, int] | None = None,
+    before: tuple[int, int] | None = None,
+    size: int = ITEMS_PER_PAGE,
+) -> ItemPage:
+    """The ``size`` items after ``after`` (or before ``before``, or the first ones).
+
+    Each query is one range of the (study, priority desc, id) index: the rest of the
+    cursor's priority band first, then the bands below (above, going back), so the
+    mixed sort directions never turn into a filtered scan.
+    """
+    if before is not None:
+        priority, item_id = before
+        rows = list(items.filter(priority=priority, id__lt=item_id).order_by("-id")[: size + 1])
+        if len(rows) <= size:
+            rows += items.filter(priority__gt=priority).order_by("priority", "-id")[: size + 1 - len(rows)]
+        return ItemPage(object_list=rows[:size][::-1], has_next=True, has_previous=len(rows) > size)
+    if after is None:
+        rows = list(items.order_by("-priority", "id")[: size + 1])
+    else:
+        priority, item_id = after
+        rows = list(items.filter(priority=priority, id__gt=item_id).order_by("id")[: size + 1])
+        if len(rows) <= size:
+            rows += items.filter(priority__lt=priority).order_by("-priority", "id")[: size + 1 - len(rows)]
+    return ItemPage(object_list=rows[:size], has_next=len(rows) > size, has_previous=after is not None)
 
 
 def _decision_choices(study: Study) -> list:

@@ -22,7 +22,7 @@ from django.utils import timezone
 from reviewapp.ingest.models import Item
 from reviewapp.ingest.parsing import parse_jsonl
 from reviewapp.ingest.services import items_ingest
-from reviewapp.queue.models import Assignment, ItemQuota, Label, LateSubmission, QueueProgress, ReviewerCursor
+from reviewapp.queue.models import Assignment, ItemQuota, Label, LateSubmission, QuotaTally, ReviewerCursor
 from reviewapp.queue.services import (
     InvalidLabel,
     NotEnrolled,
@@ -495,7 +495,7 @@ class TestQueueServices:
 
     # --- progress -------------------------------------------------------------------
 
-    def test_progress_counts_the_arms_queue_and_refreshes_once_stale(self, study):
+    def test_progress_counts_the_arms_queue_exactly_without_a_pass_over_it(self, study, django_assert_num_queries):
         ingest(study, "a", "b")
         user = reviewer(study)
         arm_id = Enrolment.objects.get(reviewer=user).arm_id
@@ -504,15 +504,16 @@ class TestQueueServices:
         assert progress_totals(study=study, arm_key=arm_id) == {"open_items": 2, "percent": 0}
 
         review(study, user)
-        # Within a minute the stored figures stand: no request sums the queue again.
-        assert progress_totals(study=study, arm_key=arm_id) == {"open_items": 2, "percent": 0}
+        # Exact at once (1 of 6 labels), from the tallies: one query, none on the quota rows.
+        with django_assert_num_queries(1) as queries:
+            assert progress_totals(study=study, arm_key=arm_id) == {"open_items": 2, "percent": 17}
+        assert ItemQuota._meta.db_table not in queries.captured_queries[0]["sql"]
 
-        QueueProgress.objects.filter(study=study).update(refreshed_at=timezone.now() - timedelta(minutes=5))
-        assert progress_totals(study=study, arm_key=arm_id) == {"open_items": 2, "percent": 17}  # 1 of 6
-
-        # The beat task refreshes every running study at once.
+        # The beat task folds the delta rows; the figures stay the same.
+        assert QuotaTally.objects.filter(study=study, arm_key=arm_id).count() > 2
         assert refresh_progress() == 1
-        assert QueueProgress.objects.get(study=study, arm_key=arm_id).submitted == 1
+        assert QuotaTally.objects.filter(study=study, arm_key=arm_id).count() == 2  # 0 and 1 submitted
+        assert progress_totals(study=study, arm_key=arm_id) == {"open_items": 2, "percent": 17}
 
     def test_progress_of_a_study_without_items_is_empty(self, study):
         assert progress_totals(study=study, arm_key=0) == {"open_items": 0, "percent": 0}

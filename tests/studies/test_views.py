@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.contrib.auth.models import User
@@ -367,8 +368,13 @@ class TestGoldAndProbes:
         for i in range(60):
             make_item(study, external_id=f"p{i:02d}")
         client.force_login(cast["researcher"])
-        page = client.get("/studies/refunds/items/?page=2").content.decode()
-        assert "Page 2 of 2 (60 in all)" in page
+        first = client.get("/studies/refunds/items/").content.decode()
+        after = re.search(r'after=([-0-9.]+)" rel="next"', first).group(1)
+        second = client.get(f"/studies/refunds/items/?show=all&after={after}").content.decode()
+        assert "60 items, in queue order" in first and "50 shown of 60" in first
+        assert ">p49<" in first and ">p50<" not in first
+        assert ">p50<" in second and ">p59<" in second and ">p49<" not in second
+        assert 'rel="next"' not in second and 'rel="prev"' in second
 
 
 @pytest.mark.django_db
