@@ -13,10 +13,16 @@ from typing import Any
 
 from django.utils.safestring import mark_safe
 
-from reviewapp.rendering import reveal_hidden_characters, transcript_markdown_to_safe_html
+from reviewapp.rendering import TranscriptText, reveal_hidden_characters, transcript_markdown
 
 # Tool output longer than this shows its head, with the rest behind "show all".
 PREVIEW_CHARS = 1200
+# Markdown work is bounded so that any transcript's page renders in well under a second:
+# each user or agent message formats at most MESSAGE_MARKDOWN_CHARS (a paragraph or more of
+# screens), and a page at most PAGE_MARKDOWN_CHARS in all; the rest of a message, and the
+# messages past the page's budget, are shown as plain text (nothing is left out).
+MESSAGE_MARKDOWN_CHARS = 10_000
+PAGE_MARKDOWN_CHARS = 50_000
 # One row of keys per choice field, in schema order (then the confidence scale).
 KEY_ROWS = ["123456789", "qwertyuio", "asdfghjkl", "zxcvbnm"]
 CONFIDENCE_SCALE = [(0.0, "guess"), (0.25, "unsure"), (0.5, "fairly sure"), (0.75, "sure"), (1.0, "certain")]
@@ -31,12 +37,17 @@ def transcript_view(payload: dict) -> dict:
     """
     call_names = {}
     messages = []
+    budget = PAGE_MARKDOWN_CHARS
     for index, message in enumerate(payload.get("messages", [])):
         role = message["role"]
         view: dict[str, Any] = {"index": index, "role": role, "role_name": ROLE_NAMES.get(role, role)}
         if role in ("user", "assistant"):
-            # Safe to mark: the HTML comes out of nh3's allowlist sanitizer (rendering.py).
-            view["html"] = mark_safe(transcript_markdown_to_safe_html(message["content"]))  # noqa: S308
+            content = message["content"]
+            limit = min(MESSAGE_MARKDOWN_CHARS, budget)
+            view.update(_formatted(transcript_markdown(content, limit=limit)))
+            if limit == 0 and content:
+                view["note"] = "Shown as plain text: this transcript is too long to format all of it."
+            budget -= min(len(content), limit)
         else:
             view.update(_clipped(reveal_hidden_characters(_pretty(message["content"]))))
         if role == "assistant":
@@ -57,23 +68,40 @@ def transcript_view(payload: dict) -> dict:
     return {"title": reveal_hidden_characters(payload.get("title", "")), "messages": messages}
 
 
+def _formatted(text: TranscriptText) -> dict:
+    return {
+        # Safe to mark: the HTML comes out of nh3's allowlist sanitizer (rendering.py).
+        "html": mark_safe(text.html),  # noqa: S308
+        "text": text.text,
+        "rest": text.rest,
+        "rest_length": len(text.rest),
+        "note": text.note,
+    }
+
+
 def _pretty(value: Any) -> str:
     """JSON (given as data or as a JSON string) indented; other text as it is."""
+    original = value
     if isinstance(value, str):
         stripped = value.strip()
         if not stripped or stripped[0] not in "[{":
             return value
         try:
             value = json.loads(stripped)
-        except ValueError:
-            return value
-    return json.dumps(value, indent=2, ensure_ascii=False)
+        except (ValueError, RecursionError):
+            return original
+    try:
+        return json.dumps(value, indent=2, ensure_ascii=False)
+    except (ValueError, RecursionError):
+        # Nested deeper than the json module recurses: shown as it came.
+        return original if isinstance(original, str) else repr(original)
 
 
 def _clipped(text: str) -> dict:
     if len(text) <= PREVIEW_CHARS:
-        return {"text": text, "rest": "", "length": len(text)}
-    return {"text": text[:PREVIEW_CHARS], "rest": text[PREVIEW_CHARS:], "length": len(text)}
+        return {"text": text, "rest": "", "rest_length": 0, "length": len(text)}
+    rest = text[PREVIEW_CHARS:]
+    return {"text": text[:PREVIEW_CHARS], "rest": rest, "rest_length": len(rest), "length": len(text)}
 
 
 def ai_view(item_ai: dict, arm_shows: dict, *, blind_stage: bool) -> dict | None:
@@ -89,7 +117,10 @@ def ai_view(item_ai: dict, arm_shows: dict, *, blind_stage: bool) -> dict | None
         shown["recommendation"] = item_ai["recommendation"]
     if arm_shows["rationale"]:
         rationale = item_ai["rationale"] or ""
-        shown["rationale_html"] = mark_safe(transcript_markdown_to_safe_html(rationale)) if rationale else ""  # noqa: S308
+        shown["rationale_html"] = ""
+        if rationale:
+            shown["rationale"] = _formatted(transcript_markdown(rationale, limit=MESSAGE_MARKDOWN_CHARS))
+            shown["rationale_html"] = shown["rationale"]["html"]
         shown["has_rationale_slot"] = True
     if arm_shows["confidence"] and item_ai["confidence"] is not None:
         shown["confidence_percent"] = round(item_ai["confidence"] * 100)
