@@ -147,7 +147,11 @@ class Label(models.Model):
                 fields=["assignment"], condition=Q(supersedes__isnull=True), name="label_one_original_per_assignment"
             ),
         ]
-        indexes = [models.Index(fields=["study", "id"], name="label_study_id")]
+        indexes = [
+            models.Index(fields=["study", "id"], name="label_study_id"),
+            # A reviewer's labels newest first (their page), from any point (keyset pages).
+            models.Index(fields=["study", "reviewer", "submitted_at", "id"], name="label_reviewer_time"),
+        ]
 
     def __str__(self) -> str:
         return f"label {self.pk} on {self.assignment_id}"
@@ -206,8 +210,9 @@ class QuotaTally(models.Model):
 
 
 class LabelTally(models.Model):
-    """Labels per reviewer, arm and UTC day (``day`` is null for days folded together
-    because they are older than any activity chart shows), and the newest one's time."""
+    """Labels (originals: a correction replaces one) per reviewer, arm and UTC day (``day``
+    is null for days folded together because they are older than any activity chart
+    shows), and the newest one's time."""
 
     study = models.ForeignKey(Study, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
     reviewer_id = models.BigIntegerField()

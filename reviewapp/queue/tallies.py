@@ -116,6 +116,15 @@ def label_days(study_id: int) -> list[LabelDay]:
     return [LabelDay(reviewer, arm, day, int(n), last) for reviewer, arm, day, n, last, _ in rows if n]
 
 
+def reviewer_label_count(study_id: int, reviewer_id: int) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT coalesce(sum(n), 0)::bigint FROM {LABEL_TALLY} WHERE study_id = %s AND reviewer_id = %s",  # noqa: S608
+            [study_id, reviewer_id],
+        )
+        return int(cursor.fetchone()[0])
+
+
 def label_count(study_id: int) -> int:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT coalesce(sum(n), 0)::bigint FROM {LABEL_TALLY} WHERE study_id = %s", [study_id])  # noqa: S608

@@ -47,14 +47,30 @@ def reviewer_detail(request: HttpRequest, slug: str, reviewer_id: int) -> HttpRe
         Enrolment.objects.select_related("reviewer", "arm"), study=study, reviewer_id=reviewer_id
     )
     decision = next(f for f in study.label_schema["fields"] if f.get("decision"))["name"]
-    page = Paginator(queries.recent_labels(study, reviewer_id), LABELS_PER_PAGE).get_page(request.GET.get("page"))
-    labels = {"page": page, "label_rows": presenters.recent_label_rows(page.object_list, decision)}
+    page = queries.recent_labels(
+        study,
+        reviewer_id,
+        older=_label_id(request.GET.get("older")),
+        newer=_label_id(request.GET.get("newer")),
+        size=LABELS_PER_PAGE,
+    )
+    labels = {
+        "page": page,
+        "label_rows": presenters.recent_label_rows(page.labels, decision),
+        "total_labels": tallies.reviewer_label_count(study.pk, reviewer_id),
+        "newest_id": page.labels[0].pk if page.labels else None,
+        "oldest_id": page.labels[-1].pk if page.labels else None,
+    }
     if _is_partial(request, "recent-labels"):
         return render(
             request, "reports/reviewer.html#recent_labels", {"study": study, "enrolment": enrolment, **labels}
         )
     context = {"study": study, "enrolment": enrolment, **labels, **reviewer_context(study, enrolment)}
     return render(request, "reports/reviewer.html", context)
+
+
+def _label_id(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and len(value) < 19 else None
 
 
 # --- Context builders ------------------------------------------------------------------

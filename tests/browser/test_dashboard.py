@@ -84,7 +84,8 @@ class TestDashboardInTheBrowser:
         screenshot(page, "dashboard-reviewer")
 
         page.click("#recent-labels >> text=Older →")
-        expect(page.locator("#recent-labels")).to_contain_text("Page 2 of 3")
+        expect(page.locator("#recent-labels")).to_contain_text("← Newer")
+        expect(page.locator("#recent-labels")).to_contain_text("25 shown of 72 labels")
         assert study.labels.filter(reviewer__username=stamp).count() == 72
 
         assert page.console_errors == []

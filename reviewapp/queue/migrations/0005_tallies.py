@@ -66,24 +66,26 @@ END $$;
 
 CREATE FUNCTION review_queue_label_tally() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    -- Answers, not rows: a correction supersedes a label, so only originals are counted
+    -- (as many as the reviewer's current labels).
     IF TG_OP = 'INSERT' THEN
         INSERT INTO review_queue_labeltally (study_id, reviewer_id, arm_id, day, n, last_at)
         SELECT study_id, reviewer_id, arm_id, (submitted_at AT TIME ZONE 'UTC')::date, count(*), max(submitted_at)
-        FROM new_rows GROUP BY 1, 2, 3, 4;
+        FROM new_rows WHERE supersedes_id IS NULL GROUP BY 1, 2, 3, 4;
     ELSIF TG_OP = 'DELETE' THEN
         -- Labels are append-only; only test and benchmark clean-ups delete them. The
         -- newest time stays as it was (a maximum cannot be subtracted).
         INSERT INTO review_queue_labeltally (study_id, reviewer_id, arm_id, day, n, last_at)
         SELECT study_id, reviewer_id, arm_id, (submitted_at AT TIME ZONE 'UTC')::date, -count(*), NULL
-        FROM old_rows GROUP BY 1, 2, 3, 4;
+        FROM old_rows WHERE supersedes_id IS NULL GROUP BY 1, 2, 3, 4;
     ELSE
         INSERT INTO review_queue_labeltally (study_id, reviewer_id, arm_id, day, n, last_at)
         SELECT study_id, reviewer_id, arm_id, day, sum(sign), max(last_at)
         FROM (SELECT study_id, reviewer_id, arm_id, (submitted_at AT TIME ZONE 'UTC')::date AS day, 1 AS sign,
-                     submitted_at AS last_at FROM new_rows
+                     submitted_at AS last_at FROM new_rows WHERE supersedes_id IS NULL
               UNION ALL
               SELECT study_id, reviewer_id, arm_id, (submitted_at AT TIME ZONE 'UTC')::date, -1, NULL
-              FROM old_rows) AS d
+              FROM old_rows WHERE supersedes_id IS NULL) AS d
         GROUP BY 1, 2, 3, 4 HAVING sum(sign) <> 0;
     END IF;
     RETURN NULL;
@@ -117,7 +119,7 @@ INSERT INTO review_queue_quotatally (study_id, arm_key, submitted, n)
 SELECT study_id, arm_key, submitted, count(*) FROM {QUOTA} GROUP BY study_id, arm_key, submitted;
 INSERT INTO review_queue_labeltally (study_id, reviewer_id, arm_id, day, n, last_at)
 SELECT study_id, reviewer_id, arm_id, (submitted_at AT TIME ZONE 'UTC')::date, count(*), max(submitted_at)
-FROM {LABEL} GROUP BY 1, 2, 3, 4;
+FROM {LABEL} WHERE supersedes_id IS NULL GROUP BY 1, 2, 3, 4;
 """  # noqa: S608 (our own table names)
 
 DROP = "".join(
