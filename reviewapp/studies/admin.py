@@ -1,15 +1,51 @@
+from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 
+from . import services
 from .models import Arm, AuditEvent, Enrolment, IngestToken, Invitation, ReviewerProfile, Study
 
 
 class ArmInline(admin.TabularInline):
+    """Shown, never edited here: the study's Arms page edits arms through the service that
+    checks the locks and rebuilds the queue of a started study (the database refuses a
+    locked change from anywhere, and records every change)."""
+
     model = Arm
     extra = 0
+    can_delete = False
+    fields = ["name", "weight", "shows_ai_recommendation", "shows_ai_rationale", "shows_ai_confidence", "reveal"]
+    readonly_fields = fields
+    verbose_name_plural = "arms (edit them on the study's Arms page)"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class StudyAdminForm(forms.ModelForm):
+    class Meta:
+        model = Study
+        fields = "__all__"  # noqa: DJ007 (the admin narrows it to its own fieldsets)
+
+    def clean(self):
+        cleaned = super().clean()
+        # The fields are read-only once locked; this catches a lock taken while the form was open.
+        locked = [name for name in self.changed_data if name in services.DESIGN_FIELDS]
+        if locked and self.instance.pk and (reason := services.lock_reason(self.instance)):
+            raise forms.ValidationError(f"{reason} Not changed: {', '.join(locked)}.")
+        return cleaned
 
 
 @admin.register(Study)
 class StudyAdmin(admin.ModelAdmin):
+    """Edits go through the same services as the study pages: locks checked, the queue
+    rebuilt when k or the design changes before anyone joined, every change audited with
+    the admin named. The lifecycle (which opens the queue) is only on the study page."""
+
+    form = StudyAdminForm
     list_display = ["slug", "title", "status", "design", "overlap_k", "created_at"]
     list_filter = ["status", "design"]
     search_fields = ["slug", "title"]
@@ -17,6 +53,42 @@ class StudyAdmin(admin.ModelAdmin):
     # Researchers of a study: staff accounts who configure it and see its results.
     filter_horizontal = ["researchers"]
     inlines = [ArmInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = ["status", "created_at"]
+        if obj is not None:
+            fields.append("slug")
+            if services.lock_reason(obj):
+                fields.extend(services.DESIGN_FIELDS)
+        return fields
+
+    def get_prepopulated_fields(self, request, obj=None):
+        return {} if obj is not None else self.prepopulated_fields
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            with transaction.atomic():
+                super().save_model(request, obj, form, change)
+                services.audit(obj, request.user, "study.create", fields=sorted(form.changed_data), via="admin")
+            return
+        editable = {f.name for f in Study._meta.concrete_fields}
+        changes = {name: form.cleaned_data[name] for name in form.changed_data if name in editable}
+        stored = Study.objects.get(pk=obj.pk)
+        services.study_update(study=stored, actor=request.user, changes=changes, via="admin")
+
+    def save_related(self, request, form, formsets, change):
+        before = set(form.instance.researchers.values_list("username", flat=True)) if change else set()
+        super().save_related(request, form, formsets, change)
+        after = set(form.instance.researchers.values_list("username", flat=True))
+        if change and before != after:
+            services.audit(
+                form.instance,
+                request.user,
+                "study.researchers",
+                before=sorted(before),
+                after=sorted(after),
+                via="admin",
+            )
 
 
 @admin.register(IngestToken)
@@ -43,9 +115,10 @@ class IngestTokenAdmin(admin.ModelAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "action", "study", "actor"]
+    # Ids and the stored name, not the related rows: the study or account may be gone.
+    list_display = ["created_at", "action", "study_id", "actor_name"]
     list_filter = ["action"]
-    readonly_fields = ["study", "actor", "action", "detail", "created_at"]
+    fields = readonly_fields = ["study_id", "actor_id", "actor_name", "action", "detail", "created_at"]
 
     def has_add_permission(self, request):
         return False

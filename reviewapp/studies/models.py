@@ -177,10 +177,34 @@ class IngestToken(models.Model):
 
 
 class AuditEvent(models.Model):
-    """Append-only record of who did what: enrolments, config edits, ingests, exports."""
+    """Append-only record of who did what: enrolments, config edits, ingests, exports.
 
-    study = models.ForeignKey(Study, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events")
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    The database keeps it append-only (a trigger refuses UPDATE and DELETE), so the rows
+    outlive what they name: the study and actor columns are plain ids without foreign-key
+    constraints (deleting an account or a study must not rewrite its history), and the
+    actor's username is copied into ``actor_name`` when the row is written (by a trigger,
+    whichever path writes it). Configuration changes to studies and arms are recorded by
+    triggers too, with before and after, so the admin, a shell or raw SQL cannot skip them
+    (migration 0004; services name the actor with ``services.acting_as``).
+    """
+
+    study = models.ForeignKey(
+        Study,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="audit_events",
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    actor_name = models.CharField(max_length=150, blank=True)
     action = models.CharField(max_length=64)
     detail = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(db_default=Now())

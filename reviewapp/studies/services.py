@@ -2,6 +2,11 @@
 
 Every configuration change is checked against the study's locks and written to the
 audit log. Validation failures raise ``StudyRuleError`` with a sentence for the user.
+
+The database holds the same locks and writes the configuration audit itself (triggers,
+migration studies/0004), so no path around these services (the admin, a shell, raw SQL)
+can change a locked design or change anything unrecorded. The services check first to
+answer in a sentence, and name the actor for the triggers with ``acting_as``.
 """
 
 from __future__ import annotations
@@ -9,8 +14,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Exists, F, OuterRef
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, F, Max, OuterRef
 
 from reviewapp.ingest.models import Item
 
@@ -51,6 +56,32 @@ def audit(study: Study | None, actor, action: str, **detail: Any) -> None:
     AuditEvent.objects.create(study=study, actor=actor, action=action, detail=detail)
 
 
+def acting_as(actor, *, via: str = "app") -> None:
+    """Name who changes configuration in the current transaction, for the audit triggers.
+
+    Transaction-local (``set_config(..., true)``): call it inside ``transaction.atomic``.
+    ``via`` says which door the change came through ("app", "admin"); a change made with
+    no actor named is recorded as via "database".
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('reviewapp.actor_id', %s, true), set_config('reviewapp.via', %s, true)",
+            [str(actor.pk) if actor is not None and actor.pk else "", via],
+        )
+
+
+# Constraint names the database's design-lock triggers raise with (migration studies/0004).
+LOCK_CONSTRAINTS = ("study_design_locked", "arm_design_locked")
+
+
+def lock_violation(error: IntegrityError) -> str | None:
+    """The database's own sentence when ``error`` is a design-lock trigger's refusal, else None."""
+    diag = getattr(error.__cause__, "diag", None)
+    if diag is not None and diag.constraint_name in LOCK_CONSTRAINTS:
+        return diag.message_primary
+    return None
+
+
 @transaction.atomic
 def study_create(*, actor, fields: dict[str, Any], three_arm_preset: bool) -> Study:
     study = Study.objects.create(created_by=actor, **fields)
@@ -62,8 +93,12 @@ def study_create(*, actor, fields: dict[str, Any], three_arm_preset: bool) -> St
 
 
 @transaction.atomic
-def study_update(*, study: Study, actor, changes: dict[str, Any]) -> list[str]:
-    """Apply changed fields; return the names changed. Locked fields raise."""
+def study_update(*, study: Study, actor, changes: dict[str, Any], via: str = "app") -> list[str]:
+    """Apply changed fields; return the names changed. Locked fields raise.
+
+    The audit entry (before and after of each changed field) is written by the database.
+    """
+    acting_as(actor, via=via)
     changed = [name for name, value in changes.items() if getattr(study, name) != value]
     locked = [name for name in changed if name in DESIGN_FIELDS]
     if locked:
@@ -72,20 +107,12 @@ def study_update(*, study: Study, actor, changes: dict[str, Any]) -> list[str]:
             raise StudyRuleError(f"{reason} Not changed: {', '.join(locked)}.")
     if not changed:
         return []
-    before = {name: getattr(study, name) for name in changed}
     for name in changed:
         setattr(study, name, changes[name])
     study.save(update_fields=[*changed, "updated_at"])
     if {"overlap_k", "design"} & set(changed):
         _queue_follow_design(study)
-    audit(study, actor, "study.update", before=_jsonable(before), after=_jsonable({n: changes[n] for n in changed}))
     return changed
-
-
-def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: v if isinstance(v, (str, int, float, bool, list, dict, type(None))) else str(v) for k, v in values.items()
-    }
 
 
 def start_problems(study: Study) -> list[str]:
@@ -102,6 +129,8 @@ def start_problems(study: Study) -> list[str]:
 
 @transaction.atomic
 def study_transition(*, study: Study, actor, to_status: str) -> None:
+    """Move the study along its lifecycle (the database records the change in the audit log)."""
+    acting_as(actor)
     study = Study.objects.select_for_update(no_key=True).get(pk=study.pk)
     allowed = study.allowed_transitions()
     if to_status not in allowed:
@@ -110,7 +139,6 @@ def study_transition(*, study: Study, actor, to_status: str) -> None:
         problems = start_problems(study)
         if problems:
             raise StudyRuleError("Cannot start: " + " ".join(problems))
-    before = study.status
     study.status = to_status
     study.save(update_fields=["status", "updated_at"])
     if to_status == Study.Status.RUNNING:
@@ -118,13 +146,19 @@ def study_transition(*, study: Study, actor, to_status: str) -> None:
 
         # Open the queue: one quota row per item (and arm), k slots each.
         quotas_sync(study=study)
-    audit(study, actor, "study.status", before=before, after=to_status)
 
 
 # --- arms -------------------------------------------------------------------------
 
 
-def _check_arms_editable(study: Study) -> None:
+def _check_arms_editable(study: Study, actor) -> None:
+    """Name the actor for the audit, and refuse while the design is locked.
+
+    The study row is held (FOR NO KEY UPDATE, as an enrolment holds it) so nobody is
+    allocated to an arm while the arms change.
+    """
+    acting_as(actor)
+    Study.objects.select_for_update(no_key=True).filter(pk=study.pk).first()
     reason = lock_reason(study)
     if reason:
         raise StudyRuleError(reason)
@@ -132,20 +166,23 @@ def _check_arms_editable(study: Study) -> None:
 
 @transaction.atomic
 def arms_apply_preset(*, study: Study, actor) -> list[Arm]:
-    """Create the classic three arms: control, recommendation, recommendation + rationale."""
-    _check_arms_editable(study)
+    """Create the classic three arms: control, recommendation, recommendation + rationale.
+
+    The database writes one audit entry per arm created."""
+    _check_arms_editable(study, actor)
     if study.arms.exists():
         raise StudyRuleError("The study already has arms; the preset only fills an empty study.")
     arms = [Arm.objects.create(study=study, position=i, **spec) for i, spec in enumerate(THREE_ARM_PRESET)]
-    audit(study, actor, "arms.preset", arms=[a.name for a in arms])
     _queue_follow_design(study)
     return arms
 
 
 @transaction.atomic
 def arms_save(*, study: Study, actor, arms: list[dict[str, Any]], delete_ids: list[int]) -> None:
-    """Replace the study's arm configuration (from the arms form) in one step."""
-    _check_arms_editable(study)
+    """Replace the study's arm configuration (from the arms form) in one step.
+
+    The database writes an audit entry per arm created, changed (before and after) or deleted."""
+    _check_arms_editable(study, actor)
     weights = [spec["weight"] for spec in arms]
     problem = weights_error(weights)
     if problem:
@@ -164,7 +201,6 @@ def arms_save(*, study: Study, actor, arms: list[dict[str, Any]], delete_ids: li
             Arm.objects.filter(study=study, pk=arm_id).update(**spec)
         else:
             Arm.objects.create(study=study, **spec)
-    audit(study, actor, "arms.save", arms=names, deleted=delete_ids)
     _queue_follow_design(study)
 
 
@@ -201,7 +237,10 @@ def enrolment_create(*, study: Study, reviewer, source: str, actor=None, invitat
     if reviewer.is_staff:
         raise StudyRuleError(f"{reviewer.get_username()} is a researcher account; reviewers must be separate accounts.")
     stratum = reviewer_stratum(study, reviewer)
-    sequence = Enrolment.objects.filter(study=study, stratum=stratum).count()
+    # The next number after the highest ever given in the stratum, not a count: an enrolment
+    # deleted since (with its reviewer's account) leaves a gap, never a number given twice.
+    last = Enrolment.objects.filter(study=study, stratum=stratum).aggregate(last=Max("sequence"))["last"]
+    sequence = 0 if last is None else last + 1
     arm = allocation = None
     if study.design == Study.Design.BETWEEN:
         arms, weights = study.arm_weights()

@@ -477,7 +477,7 @@ def probes_generate(request: HttpRequest, slug: str) -> HttpResponse:
 @researcher_required
 def study_audit(request: HttpRequest, slug: str) -> HttpResponse:
     study = researcher_study_or_404(request.user, slug)
-    events = AuditEvent.objects.filter(study=study).select_related("actor")
+    events = AuditEvent.objects.filter(study=study)
     page = Paginator(events, AUDIT_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "studies/audit.html", {"study": study, "page": page})
 

@@ -278,8 +278,16 @@ class TestLifecycle:
 
 @pytest.mark.django_db
 class TestInvitations:
-    def test_it_signs_up_and_enrols_a_reviewer_through_a_link(self, client, study, cast):
+    @pytest.fixture
+    def stratified(self, study):
+        # Before the cast joins: the design is locked once anyone is allocated.
         Study.objects.filter(pk=study.pk).update(stratify_by="experience")
+
+    @pytest.fixture
+    def within_subjects(self, study):
+        Study.objects.filter(pk=study.pk).update(design=Study.Design.WITHIN)
+
+    def test_it_signs_up_and_enrols_a_reviewer_through_a_link(self, client, study, stratified, cast):
         invitation = Invitation.objects.create(study=study, attributes={"experience": "expert"})
         page = client.get(invitation.path)
         assert b"Create your reviewer account" in page.content
@@ -324,8 +332,7 @@ class TestInvitations:
         response = client.post("/studies/refunds/reviewers/", {"enrol-usernames": "fresh"}, follow=True)
         assert b"fresh enrolled in arm" in response.content
 
-    def test_it_explains_balance_in_a_within_subjects_study(self, client, study, cast):
-        Study.objects.filter(pk=study.pk).update(design=Study.Design.WITHIN)
+    def test_it_explains_balance_in_a_within_subjects_study(self, client, study, within_subjects, cast):
         client.force_login(cast["researcher"])
         page = client.get("/studies/refunds/reviewers/").content.decode()
         assert "the arm is chosen per assignment" in page
