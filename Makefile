@@ -1,5 +1,5 @@
 # Convenience targets; the README's two commands are ./scripts/run and ./scripts/test.
-.PHONY: run test lint dev-venv bench bench-ingest bench-queue bench-metrics bench-export bench-load
+.PHONY: run test lint dev-venv bench bench-ingest bench-queue bench-metrics bench-export bench-load bench-pages
 # Benchmarks share the machine's cores: never two at once, even under make -j.
 .NOTPARALLEL:
 
@@ -19,8 +19,9 @@ dev-venv:
 
 # Every benchmark of the project; each writes its section of BENCHMARKS.md (machine, date,
 # figures). They use DATABASE_URL's PostgreSQL server, else the embedded one, and create
-# their own databases there. About 20 minutes in all, most of it bench-queue and bench-load.
-bench: bench-ingest bench-queue bench-metrics bench-export bench-load
+# their own databases there. About 30 minutes in all, most of it bench-queue, bench-load and
+# seeding bench-pages' million items.
+bench: bench-ingest bench-queue bench-metrics bench-export bench-load bench-pages
 
 bench-ingest: dev-venv
 	.venv/bin/python -m bench.ingest --count 10000 --runs 3
@@ -39,3 +40,8 @@ bench-export: dev-venv
 # run with docker-compose.yml's web command and settings.
 bench-load: dev-venv
 	.venv/bin/python -m bench.load --minutes 3 --reviewers 64
+
+# Every researcher page at 10,000 and at 1,000,000 items (1,000,000 labels), through
+# Django's test client; seeding the large study takes about 5 minutes (--reuse-db keeps it).
+bench-pages: dev-venv
+	.venv/bin/python -m bench.pages

@@ -31,7 +31,7 @@ QUOTA = ItemQuota._meta.db_table
 ASSIGNMENT = Assignment._meta.db_table
 # A reviewer page reads at most this many of the reviewer's labels for its charts and
 # figures (it says so when they have more): the page costs the same for a long history.
-TIMELINE_MAX_LABELS = 500
+TIMELINE_MAX_LABELS = 300
 DWELL_CACHE_SECONDS = 24 * 3600
 
 
@@ -158,9 +158,16 @@ def reviewer_dwell(study: Study, run: MetricRun) -> dict[int, dict]:
     return out
 
 
-def current_labels(study: Study, reviewer_id: int) -> QuerySet[Label]:
-    """The reviewer's labels in this study that no correction superseded."""
-    return Label.objects.filter(study=study, reviewer_id=reviewer_id, superseded_by__isnull=True)
+def reviewer_labels(study: Study, reviewer_id: int) -> QuerySet[Label]:
+    """The reviewer's labels in this study, corrected ones included (see ``superseded``)."""
+    return Label.objects.filter(study=study, reviewer_id=reviewer_id)
+
+
+def superseded(label_ids: list[int]) -> set[int]:
+    """Which of these labels a correction replaced: a lookup of a page's ids in the unique
+    ``supersedes`` index. (A join in the page's query would let the planner hash every
+    label of the study to find the few corrections.)"""
+    return set(Label.objects.filter(supersedes_id__in=label_ids).values_list("supersedes_id", flat=True))
 
 
 def reviewer_label_facts(study: Study, reviewer_id: int) -> tuple[list[LabelFact], int]:
@@ -170,9 +177,10 @@ def reviewer_label_facts(study: Study, reviewer_id: int) -> tuple[list[LabelFact
     decision = next(f for f in study.label_schema["fields"] if f.get("decision"))["name"]
     total = tallies.reviewer_label_count(study.pk, reviewer_id)
     rows = list(
-        current_labels(study, reviewer_id)
+        reviewer_labels(study, reviewer_id)
         .order_by("-submitted_at", "-id")
         .values_list(
+            "id",
             "submitted_at",
             "shown_at",
             "values",
@@ -183,7 +191,8 @@ def reviewer_label_facts(study: Study, reviewer_id: int) -> tuple[list[LabelFact
             "item__external_id",
         )[:TIMELINE_MAX_LABELS]
     )
-    rows.reverse()
+    replaced = superseded([row[0] for row in rows])
+    rows = [row[1:] for row in reversed(rows) if row[0] not in replaced]
     first = max(1, total - len(rows) + 1)
     facts = []
     for offset, (submitted, shown, values, ai, gold, probe, words, external_id) in enumerate(rows):
@@ -218,9 +227,10 @@ class LabelPage:
 
 
 def recent_labels(study: Study, reviewer_id: int, *, older: int | None, newer: int | None, size: int) -> LabelPage:
-    """``size`` labels older than label ``older``, newer than label ``newer``, or the newest."""
+    """``size`` labels older than label ``older``, newer than label ``newer``, or the newest;
+    labels a correction replaced are left out (a page may then show a few fewer)."""
     labels = (
-        current_labels(study, reviewer_id)
+        reviewer_labels(study, reviewer_id)
         .select_related("item")
         .only(
             "id",
@@ -245,13 +255,18 @@ def recent_labels(study: Study, reviewer_id: int, *, older: int | None, newer: i
     if anchor is not None and older is not None:
         position = RawSQL(f"({LABEL}.submitted_at, {LABEL}.id) < (%s, %s)", anchor, output_field=BooleanField())  # noqa: S611 (values are parameters)
         rows = list(labels.filter(position).order_by("-submitted_at", "-id")[: size + 1])
-        return LabelPage(labels=rows[:size], has_newer=True, has_older=len(rows) > size)
+        return LabelPage(labels=_current(rows[:size]), has_newer=True, has_older=len(rows) > size)
     if anchor is not None:
         position = RawSQL(f"({LABEL}.submitted_at, {LABEL}.id) > (%s, %s)", anchor, output_field=BooleanField())  # noqa: S611
         rows = list(labels.filter(position).order_by("submitted_at", "id")[: size + 1])
-        return LabelPage(labels=rows[:size][::-1], has_newer=len(rows) > size, has_older=True)
+        return LabelPage(labels=_current(rows[:size][::-1]), has_newer=len(rows) > size, has_older=True)
     rows = list(labels.order_by("-submitted_at", "-id")[: size + 1])
-    return LabelPage(labels=rows[:size], has_newer=False, has_older=len(rows) > size)
+    return LabelPage(labels=_current(rows[:size]), has_newer=False, has_older=len(rows) > size)
+
+
+def _current(labels: list[Label]) -> list[Label]:
+    replaced = superseded([label.pk for label in labels])
+    return [label for label in labels if label.pk not in replaced]
 
 
 def usernames(result: dict | None, enrolled: list[dict]) -> dict[int, str]:

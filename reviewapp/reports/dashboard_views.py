@@ -21,7 +21,7 @@ REVIEWERS_PER_PAGE = 50
 LABELS_PER_PAGE = 25
 # The timeline draws at most this many of a reviewer's latest labels (the running rate
 # uses every label read): a few hundred marks stay legible and the page stays small.
-TIMELINE_POINTS = 600
+TIMELINE_POINTS = 300
 
 
 def _is_partial(request: HttpRequest, target: str) -> bool:
