@@ -237,7 +237,7 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "reviewapp.metrics.tasks.refresh_running_studies",
         "schedule": env.float("METRICS_REFRESH_SECONDS", default=600.0),
     },
-    # The reviewers' progress line reads these totals instead of summing the queue.
+    # Folds the tally rows that researcher pages and the progress line sum (exact without it).
     "queue-refresh-progress": {
         "task": "reviewapp.queue.tasks.refresh_progress",
         "schedule": 30.0,
