@@ -167,6 +167,14 @@ INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=32 * 1024 * 102
 INGEST_MAX_UPLOAD_BYTES = env.int("INGEST_MAX_UPLOAD_BYTES", default=1024 * 1024 * 1024)
 # One transcript larger than this is rejected by name (line/index), not truncated.
 INGEST_MAX_RECORD_BYTES = env.int("INGEST_MAX_RECORD_BYTES", default=4 * 1024 * 1024)
+# gzip input (.gz files, Content-Encoding: gzip) is decompressed as a stream and refused once
+# it expands past this many times its compressed size (JSON compresses 5-20x; a "gzip bomb"
+# about 1000x) or past INGEST_MAX_DECOMPRESSED_BYTES, so a small upload cannot fill memory.
+INGEST_GZIP_MAX_RATIO = env.int("INGEST_GZIP_MAX_RATIO", default=100)
+INGEST_MAX_DECOMPRESSED_BYTES = env.int("INGEST_MAX_DECOMPRESSED_BYTES", default=4 * 1024 * 1024 * 1024)
+# A .json document (an OTLP export, an Inspect log) is parsed whole, in memory: larger
+# ones are refused with a pointer to JSON Lines, which stream at any size.
+INGEST_MAX_DOCUMENT_BYTES = env.int("INGEST_MAX_DOCUMENT_BYTES", default=256 * 1024 * 1024)
 # Uploaded files wait here for the worker. Never served by the app.
 UPLOAD_DIR = Path(env.str("UPLOAD_DIR", default=str(BASE_DIR / "var" / "uploads")))
 

@@ -1,15 +1,94 @@
-"""Reading ingest files from disk: streamed, with byte progress for progress bars."""
+"""Reading ingest files from disk: streamed, bounded, with byte progress for progress bars.
+
+Memory stays bounded whatever the file holds: JSON Lines are read one line at a time and a
+line longer than the record limit is skipped unread (only its size is counted); a .json
+document is read whole only up to ``INGEST_MAX_DOCUMENT_BYTES``; and gzip is decompressed
+as a stream that stops past ``INGEST_GZIP_MAX_RATIO`` times the compressed size or
+``INGEST_MAX_DECOMPRESSED_BYTES`` (a 1 MB "gzip bomb" expands to gigabytes).
+"""
 
 from __future__ import annotations
 
 import gzip
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from .parsing import BodyError, DecisionCheck, ParseResult, parse_document, parse_jsonl
+from .parsing import BodyError, DecisionCheck, LongLine, ParseResult, parse_document, parse_jsonl
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonlines")
+# Below this much output the ratio is not checked: a tiny file may expand a lot, harmlessly.
+RATIO_FLOOR_BYTES = 1024 * 1024
+LINE_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    gzip_max_ratio: int
+    max_decompressed_bytes: int
+    max_document_bytes: int
+
+    @classmethod
+    def from_settings(cls) -> ReadLimits:
+        from django.conf import settings
+
+        return cls(
+            gzip_max_ratio=settings.INGEST_GZIP_MAX_RATIO,
+            max_decompressed_bytes=settings.INGEST_MAX_DECOMPRESSED_BYTES,
+            max_document_bytes=settings.INGEST_MAX_DOCUMENT_BYTES,
+        )
+
+
+class DecompressedTooLarge(BodyError):
+    """gzip input expands past a limit: refused before it can exhaust memory or disk."""
+
+
+class CappedGzip:
+    """A gzip stream that refuses to produce more than its cap; every read is bounded."""
+
+    def __init__(
+        self,
+        fileobj: BinaryIO,
+        *,
+        compressed_size: int,
+        ratio: int,
+        absolute: int,
+        where: str,
+        absolute_setting: str = "INGEST_MAX_DECOMPRESSED_BYTES",
+    ) -> None:
+        self._gzip = gzip.GzipFile(fileobj=fileobj, mode="rb")
+        by_ratio = max(ratio * compressed_size, RATIO_FLOOR_BYTES)
+        self.cap = min(by_ratio, absolute)
+        if by_ratio < absolute:
+            self._refusal = (
+                f"{where}: decompresses to more than {self.cap:,} bytes, over {ratio} times its "
+                f"{compressed_size:,} compressed bytes (INGEST_GZIP_MAX_RATIO); refused as a likely decompression bomb"
+            )
+        else:
+            self._refusal = f"{where}: decompresses to more than the {absolute:,}-byte limit ({absolute_setting})"
+        self._where = where
+        self.produced = 0
+
+    def read(self, size: int = -1) -> bytes:
+        return self._counted(self._gzip.read, size)
+
+    def readline(self, size: int = -1) -> bytes:
+        return self._counted(self._gzip.readline, size)
+
+    def _counted(self, read: Callable[[int], bytes], size: int) -> bytes:
+        room = self.cap - self.produced + 1  # one byte more than allowed shows that there is more
+        size = room if size < 0 else min(size, room)
+        try:
+            data = read(size)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise BodyError(f"{self._where}: not valid gzip ({exc})") from None
+        self.produced += len(data)
+        if self.produced > self.cap:
+            raise DecompressedTooLarge(self._refusal)
+        return data
 
 
 def file_kind(name: str) -> str:
@@ -30,30 +109,66 @@ def parse_file(
     max_record_bytes: int,
     on_bytes: Callable[[int], None] | None = None,
     kind: str | None = None,
+    limits: ReadLimits | None = None,
 ) -> Iterator[ParseResult]:
     """Yield parsed records from a file; ``on_bytes(position)`` reports progress.
 
     JSON Lines are read line by line at constant memory, so files of any size
     stream; a .json document is read whole (OTLP exports and Inspect logs are
-    single documents).
+    single documents), up to ``limits.max_document_bytes``.
     """
     kind = kind or file_kind(path.name)
+    limits = limits or ReadLimits.from_settings()
     with open(path, "rb") as raw:
-        stream = gzip.GzipFile(fileobj=raw) if path.name.lower().endswith(".gz") else raw
+        stream: BinaryIO | CappedGzip = raw
+        if path.name.lower().endswith(".gz"):
+            stream = CappedGzip(
+                raw,
+                compressed_size=path.stat().st_size,
+                ratio=limits.gzip_max_ratio,
+                absolute=limits.max_decompressed_bytes,
+                where=path.name,
+            )
         if kind == "json":
-            data = stream.read()
+            data = read_document(stream, limits.max_document_bytes, path.name)
             if on_bytes:
                 on_bytes(raw.tell())
-            yield from parse_document(data, format_hint=format_hint, decision_check=decision_check)
+            yield from parse_document(
+                data, format_hint=format_hint, decision_check=decision_check, max_record_bytes=max_record_bytes
+            )
             return
-        lines = _lines_with_progress(stream, raw, on_bytes)
+        lines = _lines_with_progress(bounded_lines(stream, max_record_bytes), raw, on_bytes)
         yield from parse_jsonl(
             lines, format_hint=format_hint, decision_check=decision_check, max_record_bytes=max_record_bytes
         )
 
 
-def _lines_with_progress(stream, raw, on_bytes: Callable[[int], None] | None) -> Iterator[bytes]:
-    for number, line in enumerate(stream, start=1):
+def read_document(stream: BinaryIO | CappedGzip, limit: int, where: str) -> bytes:
+    """A whole JSON document, refused (unread past the limit) when larger than ``limit``."""
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise BodyError(
+            f"{where}: a JSON document over {limit:,} bytes is not read whole (INGEST_MAX_DOCUMENT_BYTES); "
+            "send it as JSON Lines (.jsonl, one record per line), which stream at any size"
+        )
+    return data
+
+
+def bounded_lines(stream: BinaryIO | CappedGzip, max_record_bytes: int) -> Iterator[bytes | LongLine]:
+    """The stream's lines, each read only up to the record limit: a longer one is skipped
+    in chunks and comes out as a ``LongLine`` with its size, so memory stays bounded."""
+    while line := stream.readline(max_record_bytes + 1):
+        if len(line) <= max_record_bytes or line.endswith(b"\n"):
+            yield line
+            continue
+        size = len(line)
+        while (chunk := stream.readline(LINE_CHUNK)) and not chunk.endswith(b"\n"):
+            size += len(chunk)
+        yield LongLine(size + len(chunk.rstrip(b"\r\n")))
+
+
+def _lines_with_progress(lines, raw, on_bytes: Callable[[int], None] | None) -> Iterator[bytes | LongLine]:
+    for number, line in enumerate(lines, start=1):
         if on_bytes and number % 500 == 0:
             on_bytes(raw.tell())
         yield line

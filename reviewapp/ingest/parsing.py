@@ -60,10 +60,16 @@ class RecordError:
 
     def __str__(self) -> str:
         who = f" (external_id {self.external_id!r})" if self.external_id else ""
-        return f"{self.location}{who}: {self.field}: {self.reason}"
+        return _printable(f"{self.location}{who}: {self.field}: {self.reason}")
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        # Stored as JSONB with the job (which cannot hold U+0000): a NUL the input put in
+        # an id, a key or a location is written out instead.
+        return {key: _printable(value) if isinstance(value, str) else value for key, value in asdict(self).items()}
+
+
+def _printable(text: str) -> str:
+    return text.replace("\x00", "\\u0000")
 
 
 ParseResult = ItemRecord | RecordError
@@ -71,7 +77,24 @@ DecisionCheck = Callable[[Any], "str | None"]
 
 
 class BodyError(ValueError):
-    """The input as a whole cannot be read (not JSON, not UTF-8, unknown format)."""
+    """The input as a whole cannot be read (not JSON, not UTF-8, unknown format, too big)."""
+
+    def __init__(self, message: str) -> None:
+        # The message is stored as the job's text (PostgreSQL text cannot hold U+0000).
+        super().__init__(_printable(message))
+
+
+def too_big(size: int, limit: int) -> str:
+    return f"{size:,} bytes exceeds the {limit:,}-byte limit per record (INGEST_MAX_RECORD_BYTES)"
+
+
+class LongLine:
+    """A JSON Lines line longer than the record limit, skipped unread (only its size is kept)."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
 
 
 def decode_json(data: bytes, where: str) -> Any:
@@ -92,26 +115,37 @@ def _json_reason(exc: orjson.JSONDecodeError) -> str:
 # --- entry points ---------------------------------------------------------------------
 
 
+DEFAULT_MAX_RECORD_BYTES = 4 * 1024 * 1024
+
+
 def parse_document(
-    data: bytes, *, format_hint: str | None = None, decision_check: DecisionCheck | None = None
-) -> Iterator[ParseResult]:
-    """Parse a whole JSON document (a JSON request body or a .json file)."""
-    doc = decode_json(data, "body")
-    yield from _records_from_document(doc, format_hint, decision_check)
-
-
-def parse_jsonl(
-    lines: Iterable[bytes],
+    data: bytes,
     *,
     format_hint: str | None = None,
     decision_check: DecisionCheck | None = None,
-    max_record_bytes: int = 4 * 1024 * 1024,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> Iterator[ParseResult]:
-    """Parse JSON Lines lazily, one record per non-blank line (for streaming big files)."""
+    """Parse a whole JSON document (a JSON request body or a .json file)."""
+    doc = decode_json(data, "body")
+    yield from _records_from_document(doc, format_hint, decision_check, max_record_bytes)
+
+
+def parse_jsonl(
+    lines: Iterable[bytes | LongLine],
+    *,
+    format_hint: str | None = None,
+    decision_check: DecisionCheck | None = None,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+) -> Iterator[ParseResult]:
+    """Parse JSON Lines lazily, one record per non-blank line (for streaming big files).
+
+    A reader that bounds its lines (files.py) passes a ``LongLine`` for one it skipped.
+    """
     for number, line in enumerate(lines, start=1):
         location = f"line {number}"
-        if len(line) > max_record_bytes:
-            yield RecordError(location, "(record)", f"{len(line)} bytes exceeds the {max_record_bytes}-byte limit")
+        size = line.size if isinstance(line, LongLine) else len(line)
+        if size > max_record_bytes:
+            yield RecordError(location, "(record)", too_big(size, max_record_bytes))
             continue
         if not line.strip():
             continue
@@ -122,29 +156,50 @@ def parse_jsonl(
             continue
         if isinstance(raw, dict) and _document_format(raw, None) in DOCUMENT_FORMATS:
             # An OTLP export or Inspect log on one line: expand it like a .json file.
-            for item in _records_from_document(raw, format_hint, decision_check):
+            for item in _records_from_document(raw, format_hint, decision_check, max_record_bytes):
                 item.location = f"{location}, {item.location}"
                 yield item
             continue
         yield build_item(raw, location, format_hint, decision_check)
 
 
-def _records_from_document(doc: Any, format_hint: str | None, decision_check: DecisionCheck | None):
+def _records_from_document(
+    doc: Any, format_hint: str | None, decision_check: DecisionCheck | None, max_record_bytes: int
+):
     kind = _document_format(doc, format_hint)
-    if kind == "otel":
-        yield from _expand(otel.iter_records, doc, "otel", decision_check)
-    elif kind == "inspect":
-        yield from _expand(inspect_log.iter_records, doc, "inspect", decision_check)
-    elif isinstance(doc, list):
-        for index, raw in enumerate(doc):
-            yield build_item(raw, f"item {index}", format_hint, decision_check)
+    if kind in DOCUMENT_FORMATS:
+        iter_records = otel.iter_records if kind == "otel" else inspect_log.iter_records
+        yield from _expand(iter_records, doc, kind, decision_check, max_record_bytes)
+        return
+    if isinstance(doc, list):
+        located = ((f"item {index}", raw) for index, raw in enumerate(doc))
     elif isinstance(doc, dict) and isinstance(doc.get("items"), list):
-        for index, raw in enumerate(doc["items"]):
-            yield build_item(raw, f"items[{index}]", format_hint, decision_check)
+        located = ((f"items[{index}]", raw) for index, raw in enumerate(doc["items"]))
     elif isinstance(doc, dict):
-        yield build_item(doc, "item 0", format_hint, decision_check)
+        located = iter([("item 0", doc)])
     else:
         raise BodyError(f"body: expected a JSON object or array of records, got {type(doc).__name__}")
+    for location, raw in located:
+        yield _oversize(raw, location, max_record_bytes) or build_item(raw, location, format_hint, decision_check)
+
+
+def _oversize(raw: Any, location: str, max_record_bytes: int) -> RecordError | None:
+    """The limit JSON Lines has per line, for a record inside a document: its size as JSON.
+
+    Without it a 10 MB record in a list would be stored, and no review page could show it.
+    """
+    try:
+        size = len(orjson.dumps(raw))
+    except orjson.JSONEncodeError:
+        return None  # not serializable as it stands (too deep, say): build_item names why
+    if size <= max_record_bytes:
+        return None
+    external_id = raw.get("external_id") if isinstance(raw, dict) else None
+    return RecordError(location, "(record)", too_big(size, max_record_bytes), _shown_id(external_id))
+
+
+def _shown_id(external_id: Any) -> str | None:
+    return external_id if isinstance(external_id, str) else None
 
 
 def _document_format(doc: Any, format_hint: str | None) -> str | None:
@@ -157,14 +212,16 @@ def _document_format(doc: Any, format_hint: str | None) -> str | None:
     return None
 
 
-def _expand(iter_records, doc: Any, source_format: str, decision_check: DecisionCheck | None):
+def _expand(iter_records, doc: Any, source_format: str, decision_check: DecisionCheck | None, max_record_bytes: int):
     try:
         for location, raw in iter_records(doc):
             if isinstance(raw, FieldError):
                 yield RecordError(location, raw.field, raw.reason)
             else:
                 # The converter already built native messages; validate the envelope.
-                yield build_item({**raw, "format": "native"}, location, None, decision_check, source_format)
+                yield _oversize(raw, location, max_record_bytes) or build_item(
+                    {**raw, "format": "native"}, location, None, decision_check, source_format
+                )
     except FieldError as exc:
         raise BodyError(f"body: {exc.field}: {exc.reason}") from None
 
@@ -182,12 +239,10 @@ def build_item(
     """Validate one record's envelope and transcript; return an ItemRecord or RecordError."""
     if not isinstance(raw, dict):
         return RecordError(location, "(record)", f"must be a JSON object, got {type(raw).__name__}")
-    external_id = raw.get("external_id")
-    shown_id = external_id if isinstance(external_id, str) else None
     try:
         return _build_item(raw, location, format_hint, decision_check, source_format)
     except FieldError as exc:
-        return RecordError(location, exc.field, exc.reason, shown_id)
+        return RecordError(location, exc.field, exc.reason, _shown_id(raw.get("external_id")))
 
 
 def _build_item(raw, location, format_hint, decision_check, source_format) -> ItemRecord:

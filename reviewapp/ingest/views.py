@@ -3,9 +3,15 @@
 POST /api/studies/<slug>/items            JSON or JSONL body, written synchronously
 POST /api/studies/<slug>/uploads          a large file, ingested by a Celery worker
 GET  /api/studies/<slug>/uploads/<id>     that job's progress and result
+
+Bodies may be chunked (Transfer-Encoding: chunked, under gunicorn) and gzip-compressed
+(Content-Encoding: gzip); every limit is counted while reading, and gzip is decompressed
+as a stream under a ratio cap.
 """
 
 from __future__ import annotations
+
+import io
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
@@ -15,7 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from reviewapp.studies.models import AuditEvent, IngestToken, Study, hash_token
 
-from .files import new_upload_path
+from .files import CappedGzip, DecompressedTooLarge, new_upload_path
 from .models import IngestJob
 from .parsing import ALL_FORMATS, BodyError, parse_document, parse_jsonl
 from .services import ConcurrentIngestError, decision_check_for, ingest_job_create, items_ingest
@@ -23,6 +29,7 @@ from .services import ConcurrentIngestError, decision_check_for, ingest_job_crea
 JSON_TYPES = ("application/json",)
 JSONL_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines", "application/jsonlines")
 READ_CHUNK = 1024 * 1024
+MAX_FILENAME = IngestJob._meta.get_field("filename").max_length
 
 
 class ApiError(Exception):
@@ -96,18 +103,64 @@ def _too_large(limit: int) -> str:
     )
 
 
+def _body_stream(request: HttpRequest):
+    """Where the body's bytes come from, chunked bodies included.
+
+    Django reads CONTENT_LENGTH bytes, and a chunked body has no Content-Length: it would
+    read as empty. gunicorn decodes the chunks and ends its ``wsgi.input`` at the last one,
+    and says so with ``wsgi.input_terminated``; a server that does not cannot be read
+    safely (a read could wait for more forever), so the client is asked for a length.
+    """
+    if "chunked" not in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return request
+    if not request.META.get("wsgi.input_terminated"):
+        raise ApiError(411, "This server cannot read a chunked body: send it with a Content-Length.")
+    return request.META["wsgi.input"]
+
+
+def _gzipped(request: HttpRequest) -> bool:
+    """True for Content-Encoding: gzip; 415 for any other encoding."""
+    encoding = request.META.get("HTTP_CONTENT_ENCODING", "").strip().lower()
+    if encoding in ("", "identity"):
+        return False
+    if encoding in ("gzip", "x-gzip"):
+        return True
+    raise ApiError(415, f"Unsupported Content-Encoding {encoding!r}: send the body as it is, or gzip it.")
+
+
 def _read_body(request: HttpRequest, limit: int) -> bytes:
-    """Read at most ``limit`` bytes; 413 if there is more (chunked bodies included)."""
+    """Read at most ``limit`` bytes, counted while reading (chunked bodies too); 413 past it.
+
+    A gzip body is decompressed as a stream under the same limit and the ratio cap.
+    """
+    gzipped = _gzipped(request)
     _check_declared_length(request, limit)
+    stream = _body_stream(request)
     chunks, size = [], 0
-    while chunk := request.read(READ_CHUNK):
+    while chunk := stream.read(READ_CHUNK):
         size += len(chunk)
         if size > limit:
             raise ApiError(413, _too_large(limit))
         chunks.append(chunk)
     if not size:
         raise ApiError(400, "Empty body: send one or more records.")
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    if not gzipped:
+        return body
+    inflated = CappedGzip(
+        io.BytesIO(body),
+        compressed_size=size,
+        ratio=settings.INGEST_GZIP_MAX_RATIO,
+        absolute=limit,
+        absolute_setting="INGEST_MAX_BODY_BYTES",
+        where="body",
+    )
+    try:
+        return inflated.read()  # bounded: it refuses to produce more than its cap
+    except DecompressedTooLarge as exc:
+        raise ApiError(413, str(exc)) from None
+    except BodyError as exc:
+        raise ApiError(400, str(exc)) from None
 
 
 def api_view(view):
@@ -133,12 +186,11 @@ def items_create(request: HttpRequest, slug: str) -> JsonResponse:
     kind = _body_kind(request)
     hint = _format_hint(request)
     check = decision_check_for(study)
+    per_record = settings.INGEST_MAX_RECORD_BYTES
     if kind == "json":
-        results = parse_document(body, format_hint=hint, decision_check=check)
+        results = parse_document(body, format_hint=hint, decision_check=check, max_record_bytes=per_record)
     else:
-        results = parse_jsonl(
-            body.splitlines(), format_hint=hint, decision_check=check, max_record_bytes=settings.INGEST_MAX_RECORD_BYTES
-        )
+        results = parse_jsonl(body.splitlines(), format_hint=hint, decision_check=check, max_record_bytes=per_record)
     try:
         outcome = items_ingest(study=study, results=results, skip_invalid=_skip_invalid(request))
     except BodyError as exc:
@@ -164,13 +216,17 @@ def uploads_create(request: HttpRequest, slug: str) -> JsonResponse:
     study, token = _authenticate(request, slug)
     kind = _body_kind(request)
     hint = _format_hint(request)
+    filename = _upload_filename(request)
     limit = settings.INGEST_MAX_UPLOAD_BYTES
     _check_declared_length(request, limit)
-    stored = new_upload_path(f"upload.{kind}")
+    stream = _body_stream(request)
+    # A gzip body is stored as it came and decompressed by the worker, as a stream under
+    # the ratio and size caps (files.py).
+    stored = new_upload_path(f"upload.{kind}.gz" if _gzipped(request) else f"upload.{kind}")
     size = 0
     try:
         with open(stored, "wb") as out:
-            while chunk := request.read(READ_CHUNK):
+            while chunk := stream.read(READ_CHUNK):
                 size += len(chunk)
                 if size > limit:
                     raise ApiError(413, f"Upload larger than the {limit:,}-byte limit.")
@@ -183,12 +239,22 @@ def uploads_create(request: HttpRequest, slug: str) -> JsonResponse:
     job = ingest_job_create(
         study=study,
         stored_path=stored,
-        filename=request.GET.get("filename") or stored.name,
+        filename=filename or stored.name,
         format_hint=hint or "",
         skip_invalid=_skip_invalid(request),
         token=token,
     )
     return JsonResponse(_job_json(job, slug), status=202)
+
+
+def _upload_filename(request: HttpRequest) -> str:
+    """The ?filename= label: free text, but stored as text (no NUL) of at most 255 characters."""
+    filename = request.GET.get("filename", "")
+    if "\x00" in filename:
+        raise ApiError(400, "filename: contains a NUL character (\\u0000), which cannot be stored.")
+    if len(filename) > MAX_FILENAME:
+        raise ApiError(400, f"filename: is {len(filename):,} characters; the limit is {MAX_FILENAME}.")
+    return filename
 
 
 @api_view
