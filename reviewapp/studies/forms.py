@@ -6,6 +6,9 @@ import json
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.validators import ASCIIUsernameValidator
+from django.core.validators import validate_email
 
 from reviewapp.metrics.stats.rubber_stamp import DEFAULT_THRESHOLDS
 
@@ -131,11 +134,77 @@ class EnrolForm(forms.Form):
 
 
 class InvitationForm(forms.Form):
+    KINDS = [
+        ("personal", "Personal links: one per email address, each used once"),
+        ("single-use", "One single-use link"),
+        ("open", "An open link anyone who has it can use"),
+    ]
+    kind = forms.ChoiceField(
+        choices=KINDS,
+        initial="personal",
+        widget=forms.RadioSelect,
+        label="Link type",
+        help_text="Open links cannot stop one person joining twice under two accounts (and landing in two arms); "
+        "the app refuses a second account from the same browser and lists look-alike sign-ups below.",
+    )
+    emails = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text="Personal links: one email address per line (or separated by commas).",
+    )
     label = forms.CharField(max_length=100, required=False, help_text="For you, e.g. 'pilot cohort'.")
-    max_uses = forms.IntegerField(min_value=1, required=False, help_text="Empty: unlimited.")
+    max_uses = forms.IntegerField(min_value=1, required=False, help_text="Open links: empty means unlimited.")
     stratum_value = forms.CharField(
         max_length=100, required=False, help_text="Value of the stratification attribute for everyone joining here."
     )
+
+    def clean_emails(self):
+        raw = self.cleaned_data["emails"].replace(",", "\n")
+        emails = [line.strip().lower() for line in raw.splitlines() if line.strip()]
+        bad = []
+        for email in emails:
+            try:
+                validate_email(email)
+            except forms.ValidationError:
+                bad.append(email)
+        if bad:
+            raise forms.ValidationError(f"Not email addresses: {', '.join(bad[:10])}.")
+        if len(emails) > 1000:
+            raise forms.ValidationError("At most 1,000 addresses at a time.")
+        return emails
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("kind") == "personal" and not cleaned.get("emails"):
+            self.add_error("emails", "Give the email addresses to make personal links for.")
+        return cleaned
+
+
+class ReviewerSignupForm(UserCreationForm):
+    """Sign-up through an invitation link.
+
+    Usernames are plain ASCII letters, digits and @ . + - _ (Django's form already refuses
+    one that differs from another only in case), so no account can pass for another in a list
+    of names: a Cyrillic U+0430 for "a", say. A personal link fixes the email address.
+    """
+
+    email = forms.EmailField(required=False, help_text="Optional, unless your invitation was sent to you by email.")
+
+    class Meta(UserCreationForm.Meta):
+        fields = ("username", "email")
+
+    def __init__(self, *args, invitation_email: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["username"].validators.append(ASCIIUsernameValidator())
+        self.fields["username"].help_text = "Letters (a-z), digits and @ . + - _ only; 150 characters at most."
+        self.invitation_email = invitation_email
+        if invitation_email:
+            self.fields["email"].initial = invitation_email
+            self.fields["email"].disabled = True
+            self.fields["email"].help_text = "The address this personal link was made for."
+
+    def clean_email(self):
+        return self.invitation_email or self.cleaned_data.get("email", "")
 
 
 class GoldForm(forms.Form):

@@ -248,6 +248,13 @@ class Enrolment(models.Model):
     source = models.CharField(max_length=16, choices=Source.choices)
     invitation = models.ForeignKey("Invitation", null=True, blank=True, on_delete=models.SET_NULL)
     allocated_at = models.DateTimeField(db_default=Now())
+    # Who joined from where, as keyed hashes (never the raw values): the browser's device
+    # cookie, the client address and the user agent at sign-up (studies/devices.py). They
+    # tell apart the participants of an open link as well as the web allows, so a second
+    # account from the same browser is refused and look-alike sign-ups are shown.
+    device_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    address_hash = models.CharField(max_length=64, blank=True)
+    agent_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["study", "allocated_at", "id"]
@@ -273,6 +280,8 @@ class Invitation(models.Model):
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="invitations")
     label = models.CharField(max_length=100, blank=True, help_text="For you: e.g. 'pilot cohort'.")
+    # A personal link: single use, and the account that joins through it has this address.
+    email = models.EmailField(blank=True)
     token = models.CharField(max_length=64, unique=True, default=new_invitation_token, editable=False)
     # Copied onto the reviewer's profile on joining, e.g. {"experience": "expert"}.
     attributes = models.JSONField(default=dict, blank=True)
@@ -292,6 +301,13 @@ class Invitation(models.Model):
     @property
     def path(self) -> str:
         return f"/join/{self.token}/"
+
+    @property
+    def kind(self) -> str:
+        """'personal' (one person, by email), 'single-use' or 'open' (anyone with the link)."""
+        if self.email:
+            return "personal"
+        return "single-use" if self.max_uses == 1 else "open"
 
     def unusable_reason(self) -> str | None:
         if self.revoked_at is not None:

@@ -19,6 +19,7 @@ from django.db.models import Exists, F, Max, OuterRef
 
 from reviewapp.ingest.models import Item
 
+from .devices import JoinSignals
 from .models import Arm, AuditEvent, Enrolment, Invitation, ReviewerProfile, Study
 from .randomization import allocate_reviewer, weights_error
 from .schema import decision_field, schema_errors, value_error
@@ -225,8 +226,20 @@ def reviewer_stratum(study: Study, reviewer) -> str:
 
 
 @transaction.atomic
-def enrolment_create(*, study: Study, reviewer, source: str, actor=None, invitation: Invitation | None = None):
-    """Enrol a reviewer and allocate their arm, once. Returns (enrolment, created)."""
+def enrolment_create(
+    *,
+    study: Study,
+    reviewer,
+    source: str,
+    actor=None,
+    invitation: Invitation | None = None,
+    signals: JoinSignals | None = None,
+):
+    """Enrol a reviewer and allocate their arm, once. Returns (enrolment, created).
+
+    ``signals`` (hashed device cookie, address, user agent) are stored with a self-service
+    enrolment so look-alike sign-ups can be found (``enrolments_alike``)."""
+    signals = signals or JoinSignals()
     # Row lock on the study: allocations in a stratum are numbered one at a time.
     study = Study.objects.select_for_update(no_key=True).get(pk=study.pk)
     existing = Enrolment.objects.filter(study=study, reviewer=reviewer).first()
@@ -261,6 +274,9 @@ def enrolment_create(*, study: Study, reviewer, source: str, actor=None, invitat
         block_size=allocation.block_size if allocation else None,
         source=source,
         invitation=invitation,
+        device_hash=signals.device_hash,
+        address_hash=signals.address_hash,
+        agent_hash=signals.agent_hash,
     )
     audit(
         study,
@@ -275,8 +291,21 @@ def enrolment_create(*, study: Study, reviewer, source: str, actor=None, invitat
     return enrolment, True
 
 
+SAME_BROWSER_MESSAGE = (
+    "This browser has already joined this study with another account. Log in with that account to "
+    "continue. If you are someone else sharing this computer, ask the researcher for a personal link."
+)
+
+
 @transaction.atomic
-def invitation_accept(*, invitation: Invitation, user):
+def invitation_accept(*, invitation: Invitation, user, signals: JoinSignals | None = None):
+    """Join the invitation's study, once per person as far as the link kind and the browser tell.
+
+    A personal link (by email) joins only the account with its address; any link refuses a
+    second account from a browser that already joined the study (its device cookie), so a
+    participant cannot sign up again to land in another arm. Returns (enrolment, created).
+    """
+    signals = signals or JoinSignals()
     invitation = Invitation.objects.select_for_update().select_related("study").get(pk=invitation.pk)
     already = Enrolment.objects.filter(study=invitation.study, reviewer=user).first()
     if already:
@@ -284,14 +313,91 @@ def invitation_accept(*, invitation: Invitation, user):
     reason = invitation.unusable_reason()
     if reason:
         raise StudyRuleError(reason)
+    if invitation.email and invitation.email.lower() != (user.email or "").lower():
+        raise StudyRuleError(
+            "This is a personal link for another email address; the account joining through it must use that address."
+        )
+    same_browser = Enrolment.objects.filter(study=invitation.study, device_hash=signals.device_hash)
+    if signals.device_hash and same_browser.exists():
+        raise StudyRuleError(SAME_BROWSER_MESSAGE)
     if invitation.attributes:
         profile, _ = ReviewerProfile.objects.get_or_create(user=user)
         profile.attributes = {**profile.attributes, **invitation.attributes}
         profile.save(update_fields=["attributes"])
     Invitation.objects.filter(pk=invitation.pk).update(uses=F("uses") + 1)
     return enrolment_create(
-        study=invitation.study, reviewer=user, source=Enrolment.Source.INVITATION, invitation=invitation
+        study=invitation.study,
+        reviewer=user,
+        source=Enrolment.Source.INVITATION,
+        invitation=invitation,
+        signals=signals,
     )
+
+
+@transaction.atomic
+def invitations_create(
+    *,
+    study: Study,
+    actor,
+    kind: str,
+    label: str = "",
+    max_uses: int | None = None,
+    emails: list[str] = (),
+    attributes: dict | None = None,
+) -> list[Invitation]:
+    """Create an open link (optionally capped), a single-use link, or one personal link per address."""
+    attributes = attributes or {}
+    if kind == "personal":
+        known = set(study.invitations.filter(email__in=emails, revoked_at__isnull=True).values_list("email", flat=True))
+        fresh = [email for email in dict.fromkeys(emails) if email not in known]
+        made = [
+            Invitation.objects.create(
+                study=study, label=label, email=email, max_uses=1, attributes=attributes, created_by=actor
+            )
+            for email in fresh
+        ]
+    else:
+        uses = 1 if kind == "single-use" else max_uses
+        made = [
+            Invitation.objects.create(study=study, label=label, max_uses=uses, attributes=attributes, created_by=actor)
+        ]
+    for invitation in made:
+        audit(
+            study,
+            actor,
+            "invitation.create",
+            invitation=invitation.pk,
+            label=label,
+            kind=invitation.kind,
+            email=invitation.email or None,
+            max_uses=invitation.max_uses,
+        )
+    return made
+
+
+def enrolments_alike(study: Study) -> list[dict]:
+    """Groups of enrolments that look like one person: the same browser (device cookie), or the
+    same address and user agent. For the researcher to judge; a shared office computer or a
+    fleet of identical laptops looks alike too."""
+    enrolments = list(
+        study.enrolments.select_related("reviewer", "arm")
+        .only("id", "device_hash", "address_hash", "agent_hash", "allocated_at", "reviewer__username", "arm__name")
+        .order_by("allocated_at", "id")
+    )
+    groups: dict[tuple[str, str], list[Enrolment]] = {}
+    for enrolment in enrolments:
+        if enrolment.device_hash:
+            groups.setdefault(("same browser", enrolment.device_hash), []).append(enrolment)
+        if enrolment.address_hash and enrolment.agent_hash:
+            key = ("same address and browser type", enrolment.address_hash + enrolment.agent_hash)
+            groups.setdefault(key, []).append(enrolment)
+    alike, seen = [], set()
+    for (signal, _key), members in groups.items():
+        ids = frozenset(e.pk for e in members)
+        if len(members) > 1 and ids not in seen:
+            seen.add(ids)
+            alike.append({"signal": signal, "enrolments": members})
+    return alike
 
 
 # --- gold and probes ---------------------------------------------------------------

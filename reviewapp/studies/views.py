@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
-from django.contrib.auth.forms import UserCreationForm
 from django.core.paginator import Paginator
 from django.db import InterfaceError as DatabaseInterfaceError
 from django.db import OperationalError as DatabaseOperationalError
@@ -24,6 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import defaults as default_views
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
@@ -37,11 +37,13 @@ from reviewapp.queue import tallies
 
 from . import services
 from .access import is_researcher, researcher_required, researcher_studies, researcher_study_or_404
+from .devices import device_cookie_set, join_signals
 from .forms import (
     ArmFormSet,
     EnrolForm,
     GoldForm,
     InvitationForm,
+    ReviewerSignupForm,
     StudyCreateForm,
     StudyForm,
     TokenForm,
@@ -55,6 +57,7 @@ JOBS_SHOWN = 10
 AUDIT_PER_PAGE = 50
 
 
+@never_cache  # a researcher's list of studies, a reviewer's own: not kept by any cache
 def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect("login")
@@ -280,15 +283,16 @@ def study_reviewers(request: HttpRequest, slug: str) -> HttpResponse:
             attributes = (
                 {study.stratify_by: data["stratum_value"]} if study.stratify_by and data["stratum_value"] else {}
             )
-            invitation = Invitation.objects.create(
+            made = services.invitations_create(
                 study=study,
+                actor=request.user,
+                kind=data["kind"],
                 label=data["label"],
                 max_uses=data["max_uses"],
+                emails=data["emails"],
                 attributes=attributes,
-                created_by=request.user,
             )
-            services.audit(study, request.user, "invitation.create", invitation=invitation.pk, label=invitation.label)
-            messages.success(request, "Invitation link created.")
+            messages.success(request, f"{len(made)} invitation link{'s' if len(made) != 1 else ''} created.")
             return redirect("study-reviewers", study.slug)
     context = {
         "study": study,
@@ -297,6 +301,7 @@ def study_reviewers(request: HttpRequest, slug: str) -> HttpResponse:
         "enrol_form": enrol_form,
         "invite_form": invite_form,
         "balance": arm_balance(study),
+        "alike": services.enrolments_alike(study),
         "site": request.build_absolute_uri("/").rstrip("/"),
     }
     return render(request, "studies/reviewers.html", context)
@@ -483,13 +488,22 @@ def study_audit(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def join(request: HttpRequest, token: str) -> HttpResponse:
-    """An invitation link: sign up or log in, then confirm to join the study."""
+    """An invitation link: sign up or log in, then confirm to join the study.
+
+    The response gives this browser its device cookie, so a second account signing up from
+    it later is recognised (studies/devices.py)."""
     invitation = Invitation.objects.select_related("study").filter(token=token).first()
     if invitation is None:
         return render(request, "studies/join.html", {"problem": "This invitation link is not valid."}, status=404)
+    return device_cookie_set(request, _join(request, invitation))
+
+
+def _join(request: HttpRequest, invitation: Invitation) -> HttpResponse:
     study = invitation.study
     problem = invitation.unusable_reason()
-    signup = UserCreationForm(request.POST or None) if not request.user.is_authenticated else None
+    signup = None
+    if not request.user.is_authenticated:
+        signup = ReviewerSignupForm(request.POST or None, invitation_email=invitation.email)
     if request.method == "POST" and problem is None:
         if signup is not None and not signup.is_valid():
             return render(request, "studies/join.html", {"invitation": invitation, "study": study, "signup": signup})
@@ -497,7 +511,7 @@ def join(request: HttpRequest, token: str) -> HttpResponse:
             # An account is only created together with its enrolment.
             with transaction.atomic():
                 user = signup.save() if signup is not None else request.user
-                services.invitation_accept(invitation=invitation, user=user)
+                services.invitation_accept(invitation=invitation, user=user, signals=join_signals(request))
         except services.StudyRuleError as exc:
             problem = str(exc)
         else:

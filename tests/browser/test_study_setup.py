@@ -47,11 +47,15 @@ class TestStudySetupInTheBrowser:
         screenshot(admin, "study-overview")
 
         admin.click("nav.tabs >> text=Reviewers")
-        admin.click("text=Create link")
+        assert admin.is_checked("#id_invite-kind_0")  # personal links are the default
+        admin.fill("#id_invite-emails", "rita@example.org")
+        admin.click("text=Create links")
+        assert "rita@example.org" in admin.text_content("main")
         link = re.search(r"https?://\S+/join/\S+/", admin.text_content("code.copy")).group(0)
 
         reviewer = page_factory()
         reviewer.goto(link)
+        assert reviewer.input_value("#id_email") == "rita@example.org" and reviewer.is_disabled("#id_email")
         reviewer.fill("#id_username", "rita")
         reviewer.fill("#id_password1", "a-Long-pass-42")
         reviewer.fill("#id_password2", "a-Long-pass-42")

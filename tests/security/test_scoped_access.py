@@ -31,6 +31,7 @@ RESEARCHER_POST = {
     "name": "stolen",
     "report": "labels",
     "format": "csv",
+    "invite-kind": "open",
     "invite-label": "x",
     "invite-max_uses": "5",
 }

@@ -175,7 +175,7 @@ class TestLocksInTheDatabase:
 class TestAuditRowsOutliveAccounts:
     def test_deleting_a_researcher_keeps_their_name_on_their_events(self, client, study, researcher):
         client.force_login(researcher)
-        client.post(f"/studies/{study.slug}/reviewers/", {"invite-label": "pilot"})
+        client.post(f"/studies/{study.slug}/reviewers/", {"invite-kind": "open", "invite-label": "pilot"})
         event = AuditEvent.objects.get(study=study, action="invitation.create")
         assert (event.actor_id, event.actor_name) == (researcher.pk, "rosa")
 
