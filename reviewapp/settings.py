@@ -287,10 +287,17 @@ for _private_name, _private in (("UPLOAD_DIR", UPLOAD_DIR), ("EXPORT_DIR", EXPOR
 
 # Login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one
 # username from one address, that pair is refused for AXES_COOLOFF_MINUTES (429 page),
-# even with the right password. Other users and other addresses are not affected.
+# even with the right password. Other users and other addresses are not affected, until
+# the address has AXES_IP_FAILURE_LIMIT failures across all usernames within the cool-off
+# (one address trying a few passwords on each of many usernames): then the whole address
+# is refused. Well above the per-username limit, so an office behind one address making
+# the odd typo is not locked out. Wrong old passwords on the password-change form count too.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_IP_FAILURE_LIMIT = env.int("AXES_IP_FAILURE_LIMIT", default=30)
+if AXES_IP_FAILURE_LIMIT <= AXES_FAILURE_LIMIT:
+    raise ImproperlyConfigured("AXES_IP_FAILURE_LIMIT must be higher than AXES_FAILURE_LIMIT.")
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15.0))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = "reviewapp.security.lockout_parameters"
 AXES_RESET_ON_SUCCESS = True
 # A try during the lockout is refused but does not restart the clock, so the page can say
 # when to come back and a user who keeps trying is not locked out forever.

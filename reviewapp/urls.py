@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from reviewapp.metrics import views as metrics_views
 from reviewapp.review import views as review_views
+from reviewapp.security import ThrottledPasswordChangeView
 from reviewapp.studies import views as study_views
 
 study = "studies/<slug:slug>/"
@@ -34,7 +35,8 @@ urlpatterns = [
     path("join/<str:token>/", study_views.join, name="join"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    # Wrong old passwords count as failed logins (django-axes), so the form cannot be used to guess.
+    path("accounts/password/", ThrottledPasswordChangeView.as_view(), name="password_change"),
     path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("admin/", admin.site.urls),
     path("", include("reviewapp.ingest.urls")),

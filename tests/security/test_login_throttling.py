@@ -129,4 +129,4 @@ class TestThrottlingSettings:
             [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
         )
         assert result.returncode == 0, result.stderr
-        assert result.stdout.strip().split(maxsplit=2) == ["3", "150.0", "[['username', 'ip_address']]"]
+        assert result.stdout.strip().split(maxsplit=2) == ["3", "150.0", "reviewapp.security.lockout_parameters"]
