@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils.cache import add_never_cache_headers
 
 from .models import Study
 
@@ -17,15 +18,20 @@ def is_researcher(user) -> bool:
 
 
 def researcher_required(view):
-    """Logged in and a researcher account; reviewers get 403."""
+    """Logged in and a researcher account; reviewers get 403. What a researcher page sends
+    is research data: never stored by the browser or a shared cache (Cache-Control:
+    private, no-store, as the reviewer pages' never_cache)."""
 
     @login_required
     @wraps(view)
     def wrapped(request, *args, **kwargs):
         if not is_researcher(request.user):
             raise PermissionDenied("Researcher pages are not open to reviewer accounts.")
-        return view(request, *args, **kwargs)
+        response = view(request, *args, **kwargs)
+        add_never_cache_headers(response)
+        return response
 
+    wrapped.researcher_only = True  # tests find every researcher page by it
     return wrapped
 
 
