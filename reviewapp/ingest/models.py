@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
+from reviewapp.rendering import reveal_hidden_characters
 from reviewapp.studies.models import IngestToken, Study
 
 
@@ -66,7 +67,8 @@ class Item(models.Model):
         indexes = [models.Index(fields=["study", "-priority", "id"], name="item_study_priority")]
 
     def __str__(self) -> str:
-        return f"{self.study.slug}:{self.external_id}"
+        # The admin shows it (lists, breadcrumbs, links): hidden characters as markers.
+        return reveal_hidden_characters(f"{self.study.slug}:{self.external_id}")
 
     @property
     def ai_is_right(self) -> bool | None:
@@ -111,7 +113,7 @@ class IngestJob(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.filename} ({self.status})"
+        return reveal_hidden_characters(f"{self.filename} ({self.status})")
 
     @property
     def is_finished(self) -> bool:
