@@ -28,6 +28,7 @@ urlpatterns = [
     path(study + "invitations/<int:invitation_id>/revoke/", study_views.invitation_revoke, name="invitation-revoke"),
     path(study + "items/", study_views.study_items, name="study-items"),
     path(study + "items/<int:item_id>/gold/", study_views.item_gold, name="item-gold"),
+    path(study + "items/<int:item_id>/rationale/", study_views.probe_rationale, name="probe-rationale"),
     path(study + "probes/", study_views.probes_generate, name="probes-generate"),
     path(study + "audit/", study_views.study_audit, name="study-audit"),
     path(study + "metrics/", metrics_views.metrics_panel, name="study-metrics"),

@@ -207,6 +207,14 @@ class ReviewerSignupForm(UserCreationForm):
         return self.invitation_email or self.cleaned_data.get("email", "")
 
 
+class ProbeRationaleForm(forms.Form):
+    rationale = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=100_000,
+        help_text="The AI's reasoning for the planted answer, written as the AI writes it for real items.",
+    )
+
+
 class GoldForm(forms.Form):
     gold_label = forms.CharField(max_length=200, required=False, help_text="Empty clears the gold label.")
 

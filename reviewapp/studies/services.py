@@ -125,7 +125,56 @@ def start_problems(study: Study) -> list[str]:
         problems.append(problem)
     if not study.items.exists():
         problems.append("The study has no items yet; ingest some transcripts first.")
-    return problems
+    return problems + probe_tells(study)
+
+
+def probe_tells(study: Study) -> list[str]:
+    """What would let a reviewer tell the probes from real items, as sentences (none: fine).
+
+    A probe must look like any other item in everything an arm shows. Where an arm shows
+    the AI's rationale and real items come with one, a probe without a rationale is the
+    only item reading "No reasoning was given": a tell, and a probe a careful reviewer
+    passes for the wrong reason. Checked before the study starts or resumes.
+    """
+    rationale_arms = _rationale_arms_over_real_rationales(study)
+    if not rationale_arms:
+        return []
+    bare = study.items.filter(is_probe=True, ai_rationale="").count()
+    if not bare:
+        return []
+    return [
+        f"{bare} probe{'s have' if bare != 1 else ' has'} no rationale, but arm {', '.join(rationale_arms)} shows "
+        "the AI's rationale and the real items have one, so reviewers could tell the probes apart. Write each "
+        "probe's rationale (Items tab, Probes), or ingest probes with their own."
+    ]
+
+
+def _rationale_arms_over_real_rationales(study: Study) -> list[str]:
+    """The arms showing the rationale, when real items come with one (else an empty one tells nothing)."""
+    arms = [arm.name for arm in study.arms.filter(shows_ai_rationale=True, weight__gt=0)]
+    if arms and study.items.filter(is_probe=False).exclude(ai_rationale="").exists():
+        return arms
+    return []
+
+
+@transaction.atomic
+def probe_rationale_set(*, item: Item, rationale: str, actor) -> None:
+    """Give a probe the rationale its arms show: one arguing for the planted (wrong) answer.
+
+    Only before anyone was assigned the item, as for gold labels and probe generation."""
+    from reviewapp.queue.models import Assignment
+
+    if not item.is_probe:
+        raise StudyRuleError("Only a probe's rationale is written here; real items keep the one they came with.")
+    if Assignment.objects.filter(item=item).exists():
+        raise StudyRuleError("This probe has been served to a reviewer; its rationale can no longer change.")
+    rationale = rationale.strip()
+    if "\x00" in rationale:
+        raise StudyRuleError("The rationale contains a NUL character, which cannot be stored.")
+    before = item.ai_rationale
+    item.ai_rationale = rationale
+    item.save(update_fields=["ai_rationale"])
+    audit(item.study, actor, "probe.rationale", item=item.external_id, before=before, after=rationale)
 
 
 @transaction.atomic
@@ -137,9 +186,11 @@ def study_transition(*, study: Study, actor, to_status: str) -> None:
     if to_status not in allowed:
         raise StudyRuleError(f"A {study.status} study cannot become {to_status}.")
     if to_status == Study.Status.RUNNING:
-        problems = start_problems(study)
+        # Resuming re-checks what can change while paused (probes generated, their rationales).
+        problems = start_problems(study) if study.status == Study.Status.DRAFT else probe_tells(study)
         if problems:
-            raise StudyRuleError("Cannot start: " + " ".join(problems))
+            verb = "start" if study.status == Study.Status.DRAFT else "resume"
+            raise StudyRuleError(f"Cannot {verb}: " + " ".join(problems))
     study.status = to_status
     study.save(update_fields=["status", "updated_at"])
     if to_status == Study.Status.RUNNING:
@@ -435,6 +486,11 @@ def probes_generate(*, study: Study, actor) -> int:
     field = decision_field(study.label_schema)
     if field["type"] == "interval":
         raise StudyRuleError("Probes need a nominal or ordinal decision field (a wrong value must be well defined).")
+    if study.status == Study.Status.RUNNING and _rationale_arms_over_real_rationales(study):
+        raise StudyRuleError(
+            "An arm shows the AI's rationale, and a generated probe has none until you write it: served now, it "
+            "would give itself away. Pause the study, generate the probes, write their rationales, then resume."
+        )
     total = study.items.count()
     wanted = round(study.probe_rate * total) - study.items.filter(is_probe=True).count()
     if wanted <= 0:
@@ -458,7 +514,8 @@ def probes_generate(*, study: Study, actor) -> int:
         }
         item.ai_recommendation = wrong
         # The ingested rationale argued for the old recommendation; a generated probe
-        # has none rather than one that contradicts it.
+        # has none rather than one that contradicts it, until the researcher writes one
+        # (probe_tells keeps a study with rationale arms from starting without it).
         item.ai_rationale = ""
         item.is_probe = True
         item.save(update_fields=["source_metadata", "ai_recommendation", "ai_rationale", "is_probe"])

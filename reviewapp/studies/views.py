@@ -43,6 +43,7 @@ from .forms import (
     EnrolForm,
     GoldForm,
     InvitationForm,
+    ProbeRationaleForm,
     ReviewerSignupForm,
     StudyCreateForm,
     StudyForm,
@@ -470,6 +471,8 @@ def probes_generate(request: HttpRequest, slug: str) -> HttpResponse:
     else:
         if made:
             messages.success(request, f"{made} probes generated.")
+            for tell in services.probe_tells(study):
+                messages.warning(request, tell)
         else:
             messages.info(
                 request,
@@ -477,6 +480,24 @@ def probes_generate(request: HttpRequest, slug: str) -> HttpResponse:
                 "left to turn into probes (mark gold labels first).",
             )
     return redirect("study-items", study.slug)
+
+
+@researcher_required
+@require_POST
+def probe_rationale(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+    study = researcher_study_or_404(request.user, slug)
+    item = get_object_or_404(Item, study=study, pk=item_id)
+    form = ProbeRationaleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"{item.external_id}: {' '.join(form.errors.get('rationale', []))}")
+    else:
+        try:
+            services.probe_rationale_set(item=item, rationale=form.cleaned_data["rationale"], actor=request.user)
+        except services.StudyRuleError as exc:
+            messages.error(request, f"{item.external_id}: {exc}")
+        else:
+            messages.success(request, f"{item.external_id}: rationale saved.")
+    return redirect(_local_url(request, request.POST.get("next")) or reverse("study-items", args=[study.slug]))
 
 
 @researcher_required

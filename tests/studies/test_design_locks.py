@@ -131,7 +131,8 @@ class TestLocksInTheDatabase:
             lambda s: Arm.objects.filter(study=s, name="control").update(shows_ai_rationale=True),
             lambda s: Arm.objects.filter(study=s, name="control").update(weight=5),
             lambda s: Arm.objects.create(study=s, name="fourth", shows_ai_recommendation=True),
-            lambda s: Arm.objects.filter(study=s, name="rationale").delete(),
+            # An arm nobody was allocated to (Django itself protects one in use).
+            lambda s: Arm.objects.filter(study=s, enrolments__isnull=True).first().delete(),
         ],
         ids=["k", "schema", "design", "seed", "arm-shows", "arm-weight", "arm-add", "arm-delete"],
     )
