@@ -36,6 +36,7 @@ QUOTA = ItemQuota._meta.db_table
 ASSIGNMENT = Assignment._meta.db_table
 CURSOR = ReviewerCursor._meta.db_table
 MAX_COMMENT = 5000
+MAX_SKIP_REASON = Assignment._meta.get_field("skip_reason").max_length
 
 
 class QueueError(Exception):
@@ -300,18 +301,31 @@ def _within_arm(study: Study, item_id: int, slot: int) -> Arm:
 def assignment_skip(*, study: Study, reviewer, assignment_id: int, reason: str) -> Assignment:
     """Give the item back with a reason; it is never offered to this reviewer again."""
     reason = (reason or "").strip()
-    if not reason:
-        raise QueueError("Say why you skip this item.")
+    problem = skip_reason_error(reason)
+    if problem:
+        raise InvalidLabel({"reason": problem})
     assignment = _own_assignment(study, reviewer, assignment_id)
     if assignment.state == Assignment.State.SKIPPED:
         return assignment
     if assignment.state != Assignment.State.LEASED:
         raise StaleLease(f"This item is already {assignment.state}; it cannot be skipped now.")
     assignment.state = Assignment.State.SKIPPED
-    assignment.skip_reason = reason[:200]
+    assignment.skip_reason = reason
     assignment.save(update_fields=["state", "skip_reason"])
     _give_back_slot(assignment)
     return assignment
+
+
+def skip_reason_error(reason: str) -> str | None:
+    """What is wrong with a skip reason (after the field's name), or None. Pure."""
+    if not reason:
+        return "is required: say why you skip this item"
+    # PostgreSQL text cannot hold U+0000: refused here, named, instead of a 500.
+    if "\x00" in reason:
+        return "contains a NUL character (U+0000), which cannot be stored: remove it"
+    if len(reason) > MAX_SKIP_REASON:
+        return f"is {len(reason):,} characters; the limit is {MAX_SKIP_REASON}"
+    return None
 
 
 def _own_assignment(study: Study, reviewer, assignment_id: int) -> Assignment:
@@ -350,6 +364,9 @@ def label_errors(schema: dict, values: Any, confidence: Any, comment: Any) -> di
             if field.get("decision") or field.get("required", True):
                 errors[name] = "is required"
             continue
+        if isinstance(values[name], str) and "\x00" in values[name]:
+            errors[name] = "contains a NUL character (U+0000): remove it"
+            continue
         problem = value_error(field, values[name])
         if problem:
             errors[name] = problem
@@ -359,6 +376,8 @@ def label_errors(schema: dict, values: Any, confidence: Any, comment: Any) -> di
         errors["confidence"] = "must be a number between 0 and 1"
     if comment is not None and (not isinstance(comment, str) or len(comment) > MAX_COMMENT):
         errors["comment"] = f"must be text of at most {MAX_COMMENT} characters"
+    elif comment and "\x00" in comment:
+        errors["comment"] = "contains a NUL character (U+0000), which cannot be stored: remove it"
     return errors
 
 

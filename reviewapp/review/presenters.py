@@ -148,7 +148,7 @@ def form_view(schema: dict, values: dict, errors: dict[str, str], *, ask_extras:
                 for i, choice in enumerate(spec["choices"])
             ]
         else:
-            field.update({"min": spec["min"], "max": spec["max"], "value": "" if current is None else current})
+            field.update({"min": spec["min"], "max": spec["max"], "value": "" if current is None else shown(current)})
         fields.append(field)
     form: dict[str, Any] = {"fields": fields, "errors": errors}
     if ask_extras and schema.get("confidence"):
@@ -160,9 +160,25 @@ def form_view(schema: dict, values: dict, errors: dict[str, str], *, ask_extras:
         ]
         form["confidence_error"] = errors.get("confidence", "")
     if ask_extras and schema.get("comment"):
-        form["comment"] = values.get("__comment", "")
+        form["comment"] = shown(values.get("__comment") or "")
         form["comment_error"] = errors.get("comment", "")
     return form
+
+
+def shown(value: Any) -> Any:
+    """A value typed by the reviewer, as the form shows it back: a refused NUL reads as �
+    (what a browser would make of it) rather than going into the page as a raw byte."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
+def skip_view(reasons: list[str], *, chosen: str = "", other: str = "", error: str = "") -> dict:
+    """The skip form: the reasons offered, and after a refused skip what was chosen and why."""
+    return {"reasons": reasons, "chosen": shown(chosen), "other": shown(other), "error": error}
+
+
+def answer_summary(schema: dict, values: dict) -> str:
+    """A stored answer in the reviewer's own terms, field by field: ``decision=approve``."""
+    return ", ".join(f"{spec['name']}={values[spec['name']]}" for spec in schema["fields"] if spec["name"] in values)
 
 
 def answer_from_post(schema: dict, post) -> tuple[dict, float | None, str]:
@@ -212,6 +228,8 @@ def client_measurements(raw: str, allowed: dict[str, tuple[type, float]], name: 
         return {}
     if len(raw) > 4000:
         raise ValueError(f"{name}: more than 4,000 characters")
+    if "\x00" in raw or "\\u0000" in raw:
+        raise ValueError(f"{name}: contains a NUL character (U+0000)")
     try:
         data = json.loads(raw)
     except ValueError as exc:

@@ -6,6 +6,7 @@ Cache-Control: no-store, and scoped to the requesting reviewer's enrolment.
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -63,7 +64,7 @@ def answer_submit(request: HttpRequest, study: Study, assignment_id: int) -> Htt
         timings = presenters.client_measurements(
             request.POST.get("client_timings", ""), presenters.TIMING_FIELDS, "client_timings"
         )
-        queue.label_submit(
+        label, created = queue.label_submit(
             study=study,
             reviewer=request.user,
             assignment_id=assignment_id,
@@ -79,6 +80,15 @@ def answer_submit(request: HttpRequest, study: Study, assignment_id: int) -> Htt
         return _render_problem(request, study, assignment_id, exc.errors, values, confidence, comment)
     except queue.QueueError as exc:
         return _render_notice(request, study, str(exc), exc.status)
+    if not created and (label.values, label.confidence, label.comment) != (values, confidence, comment or ""):
+        # A second tab (or a late retry) sent another answer: the first one counts, and says so.
+        # Only the reviewer's own answer is named, never anything their arm hides.
+        first = presenters.answer_summary(study.label_schema, label.values)
+        return _next(
+            request,
+            study,
+            warning=f"This item was already answered (in another tab?); your first answer stands: {first}.",
+        )
     return _next(request, study, notice="Saved.")
 
 
@@ -88,34 +98,49 @@ def blind_answer(request: HttpRequest, study: Study, assignment_id: int) -> Http
     """Reveal mode: store the reviewer's own answer, then show the AI with the final form."""
     values, _confidence, _comment = presenters.answer_from_post(study.label_schema, request.POST)
     try:
-        queue.blind_answer_record(study=study, reviewer=request.user, assignment_id=assignment_id, values=values)
+        assignment = queue.blind_answer_record(
+            study=study, reviewer=request.user, assignment_id=assignment_id, values=values
+        )
     except queue.InvalidLabel as exc:
         return _render_problem(request, study, assignment_id, exc.errors, values, None, "")
     except queue.QueueError as exc:
         return _render_notice(request, study, str(exc), exc.status)
+    if assignment.initial_values != values:
+        first = presenters.answer_summary(study.label_schema, assignment.initial_values)
+        return _next(
+            request, study, warning=f"Your own answer was already saved (in another tab?); it stands: {first}."
+        )
     return _next(request, study)
 
 
 @require_POST
 @reviewer_view
 def skip(request: HttpRequest, study: Study, assignment_id: int) -> HttpResponse:
-    reason = request.POST.get("reason", "").strip()
-    if reason == "other":
-        reason = request.POST.get("other_reason", "").strip()
+    chosen = request.POST.get("reason", "").strip()
+    other = request.POST.get("other_reason", "")
+    reason = other.strip() if chosen == "other" else chosen
     try:
         queue.assignment_skip(study=study, reviewer=request.user, assignment_id=assignment_id, reason=reason)
+    except queue.InvalidLabel as exc:
+        field = "Other reason" if chosen == "other" else "Reason"
+        skip_form = presenters.skip_view(
+            SKIP_REASONS, chosen=chosen, other=other, error=f"{field} {exc.errors['reason']}."
+        )
+        return _render_problem(request, study, assignment_id, {}, {}, None, "", skip_form=skip_form)
     except queue.QueueError as exc:
         return _render_notice(request, study, str(exc), exc.status)
     return _next(request, study, notice="Skipped; you will not see this item again.")
 
 
-def _next(request: HttpRequest, study: Study, notice: str = "") -> HttpResponse:
+def _next(request: HttpRequest, study: Study, notice: str = "", warning: str = "") -> HttpResponse:
     if not request.htmx:
         # Without JavaScript: post, redirect, get (a reload does not post twice).
+        if warning:
+            messages.warning(request, warning)
         response = HttpResponseRedirect(reverse("review", args=[study.slug]))
         response.status_code = 303
         return response
-    return _render_work(request, study, _claim(request, study), notice=notice)
+    return _render_work(request, study, _claim(request, study), notice=notice, warning=warning)
 
 
 def _claim(request: HttpRequest, study: Study) -> Assignment | str | None:
@@ -131,15 +156,17 @@ def _render_work(
     claimed: Assignment | str | None,
     *,
     notice: str = "",
+    warning: str = "",
     errors: dict | None = None,
     values: dict | None = None,
+    skip_form: dict | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    context = {"study": _study_view(study), "notice": notice, "progress": _progress(request, study)}
+    context = {"study": _study_view(study), "notice": notice, "warning": warning, "progress": _progress(request, study)}
     if isinstance(claimed, str):
         context["closed_message"] = claimed
     elif claimed is not None:
-        context["work"] = _work_view(study, claimed, errors or {}, values)
+        context["work"] = _work_view(study, claimed, errors or {}, values, skip_form)
     template = "review/review.html#work" if request.htmx else "review/review.html"
     return render(request, template, context, status=status)
 
@@ -148,7 +175,9 @@ def _study_view(study: Study) -> dict:
     return {"slug": study.slug, "title": study.title, "instructions": study.instructions}
 
 
-def _work_view(study: Study, assignment: Assignment, errors: dict, values: dict | None) -> dict:
+def _work_view(
+    study: Study, assignment: Assignment, errors: dict, values: dict | None, skip_form: dict | None = None
+) -> dict:
     arm = assignment.arm
     item = assignment.item
     blind_stage = arm.reveal and assignment.initial_values is None
@@ -173,12 +202,12 @@ def _work_view(study: Study, assignment: Assignment, errors: dict, values: dict 
         "transcript": presenters.transcript_view(item.payload),
         "ai": presenters.ai_view(item_ai, arm_shows, blind_stage=blind_stage),
         "form": presenters.form_view(study.label_schema, values, errors, ask_extras=not blind_stage),
-        "skip_reasons": SKIP_REASONS,
+        "skip": skip_form or presenters.skip_view(SKIP_REASONS),
     }
 
 
-def _render_problem(request, study, assignment_id, errors, values, confidence, comment) -> HttpResponse:
-    """The same item again with the answer kept and each problem next to its field."""
+def _render_problem(request, study, assignment_id, errors, values, confidence, comment, skip_form=None) -> HttpResponse:
+    """The same item again with the answer (or the skip) kept and each problem next to its field."""
     assignment = (
         Assignment.objects.filter(pk=assignment_id, study=study, reviewer=request.user, state="leased")
         .select_related("item", "arm")
@@ -187,7 +216,7 @@ def _render_problem(request, study, assignment_id, errors, values, confidence, c
     if assignment is None:
         return _render_notice(request, study, "This item is no longer yours to answer. Load the next item.", 409)
     kept = {**values, "__confidence": confidence, "__comment": comment}
-    return _render_work(request, study, assignment, errors=errors, values=kept, status=400)
+    return _render_work(request, study, assignment, errors=errors, values=kept, skip_form=skip_form, status=400)
 
 
 def _render_notice(request: HttpRequest, study: Study, message: str, status: int) -> HttpResponse:

@@ -101,9 +101,18 @@ class TestControlArmBlinding:
         fetch("malformed measurements", "post", answer, {"field_decision": "approve", "interactions": "[1"}, **HX)
         fetch("blind answer in a non-reveal arm", "post", f"{base}items/{first.pk}/blind/", {}, **HX)
         fetch("skip without reason", "post", f"{base}items/{first.pk}/skip/", {"reason": ""}, **HX)
+        fetch(
+            "NUL in a skip reason",
+            "post",
+            f"{base}items/{first.pk}/skip/",
+            {"reason": "other", "other_reason": "\x00"},
+            **HX,
+        )
+        fetch("NUL in a comment", "post", answer, {"field_decision": "approve", "comment": "\x00"}, **HX)
         fetch("GET on a POST address", "get", answer)
         fetch("answer (htmx, next item)", "post", answer, {"field_decision": "approve"}, **HX)
         fetch("double submit", "post", answer, {"field_decision": "approve"}, **HX)
+        fetch("another answer from a stale tab", "post", answer, {"field_decision": "reject"}, **HX)
         second = Assignment.objects.get(reviewer=control, state="leased")
         # The control reviewer's lease runs out and a rival takes the slot: the 409 path.
         Assignment.objects.filter(pk=second.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=5))
@@ -137,7 +146,9 @@ class TestControlArmBlinding:
         assert 'id="all-done"' in responses["all done"].content.decode()
         leaks = {name: found for name, response in responses.items() if (found := leaked(response))}
         assert leaks == {}
-        assert len(responses) == 32
+        assert responses["NUL in a comment"].status_code == 400
+        assert "already answered" in responses["another answer from a stale tab"].content.decode()
+        assert len(responses) == 35
 
     def test_the_canaries_do_reach_an_arm_that_shows_them(self, client, canary_study, enrol):
         """The positive control: the same search finds what the rationale arm may see."""

@@ -231,7 +231,7 @@ class TestSkipping:
         skipped = live_assignment(reviewer)
         response = client.post(answer_url(study, skipped.pk, "skip"), {"reason": "other", "other_reason": ""}, **HX)
         assert response.status_code == 400
-        assert "Say why you skip this item." in response.content.decode()
+        assert "Other reason is required: say why you skip this item." in response.content.decode()
         response = client.post(answer_url(study, skipped.pk, "skip"), {"reason": "I have a conflict of interest"}, **HX)
         assert response.status_code == 200
         assert "you will not see this item again" in response.content.decode()
