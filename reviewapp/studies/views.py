@@ -7,9 +7,11 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 
+from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth.signals import user_login_failed
 from django.core.paginator import Paginator
 from django.db import InterfaceError as DatabaseInterfaceError
 from django.db import OperationalError as DatabaseOperationalError
@@ -34,6 +36,7 @@ from reviewapp.ingest.services import ingest_job_create
 from reviewapp.jobs import waiting_for_broker
 from reviewapp.metrics.views import metrics_context
 from reviewapp.queue import tallies
+from reviewapp.security import lockout_response
 
 from . import services
 from .access import is_researcher, researcher_required, researcher_studies, researcher_study_or_404
@@ -526,7 +529,10 @@ def _join(request: HttpRequest, invitation: Invitation) -> HttpResponse:
     if not request.user.is_authenticated:
         signup = ReviewerSignupForm(request.POST or None, invitation_email=invitation.email)
     if request.method == "POST" and problem is None:
+        if signup is not None and (refused := _signup_throttled(request, signup)):
+            return refused
         if signup is not None and not signup.is_valid():
+            _count_taken_username(request, signup)
             return render(request, "studies/join.html", {"invitation": invitation, "study": study, "signup": signup})
         try:
             # An account is only created together with its enrolment.
@@ -542,6 +548,25 @@ def _join(request: HttpRequest, invitation: Invitation) -> HttpResponse:
             return redirect("home")
     context = {"invitation": invitation, "study": study, "signup": signup, "problem": problem}
     return render(request, "studies/join.html", context, status=410 if problem else 200)
+
+
+def _signup_throttled(request: HttpRequest, signup: ReviewerSignupForm) -> HttpResponse | None:
+    """The lockout page (429) when this address, or this username from it, is locked out.
+
+    Sign-up tells whether a username is taken (it must: the person has to pick another), so
+    probing it for accounts is throttled like guessing passwords: ``_count_taken_username``
+    counts each taken name as a failed login with django-axes, whose per-address limit
+    (AXES_IP_FAILURE_LIMIT) then stops the probing."""
+    credentials = {"username": signup.data.get("username", "")}
+    if AxesProxyHandler.is_locked(request, credentials):
+        return lockout_response(request, credentials=credentials)
+    return None
+
+
+def _count_taken_username(request: HttpRequest, signup: ReviewerSignupForm) -> None:
+    if signup.has_error("username", code="unique"):
+        credentials = {"username": signup.data.get("username", "")}
+        user_login_failed.send(sender=ReviewerSignupForm, credentials=credentials, request=request)
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -170,3 +170,36 @@ class TestUsernames:
         """The control: the same form takes an ordinary name."""
         User.objects.create_user("ada")
         assert sign_up(client, Invitation.objects.create(study=study), "ada.lovelace+1").status_code == 302
+
+
+class TestUsernameProbing:
+    """Sign-up has to say a username is taken; probing it for accounts is throttled like guessing
+    passwords (django-axes' per-address limit)."""
+
+    OFFICE = "203.0.113.9"
+
+    def test_an_address_probing_usernames_is_locked_out_of_sign_up(self, study, settings):
+        # Above the per-username limit (5), as in production (30): one try per name never reaches that.
+        settings.AXES_IP_FAILURE_LIMIT = 6
+        names = ["alice", "bob", "carol", "dan", "erin", "fay"]
+        for name in names:
+            User.objects.create_user(name)
+        invitation = Invitation.objects.create(study=study)
+        prober = Client(REMOTE_ADDR=self.OFFICE)
+
+        answers = [sign_up(prober, invitation, name).status_code for name in names]
+
+        assert answers[:5] == [200] * 5  # each told the name is taken, below the limit
+        refused = sign_up(prober, invitation, "a-fresh-name")
+        assert refused.status_code == 429 and 0 < int(refused["Retry-After"])
+        assert not User.objects.filter(username="a-fresh-name").exists()
+
+    def test_typos_and_other_addresses_are_not_locked_out(self, study, settings):
+        """The control: a person whose first choice is taken picks another; elsewhere, others join."""
+        settings.AXES_IP_FAILURE_LIMIT = 6
+        User.objects.create_user("alice")
+        invitation = Invitation.objects.create(study=study)
+        person = Client(REMOTE_ADDR=self.OFFICE)
+        assert sign_up(person, invitation, "alice").status_code == 200
+        assert sign_up(person, invitation, "alice2").status_code == 302
+        assert sign_up(Client(REMOTE_ADDR="198.51.100.7"), invitation, "zoe").status_code == 302
