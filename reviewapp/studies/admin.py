@@ -1,6 +1,10 @@
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
+
+from reviewapp.rendering import reveal_hidden_characters
 
 from . import services
 from .models import Arm, AuditEvent, Enrolment, IngestToken, Invitation, ReviewerProfile, Study
@@ -118,7 +122,12 @@ class AuditEventAdmin(admin.ModelAdmin):
     # Ids and the stored name, not the related rows: the study or account may be gone.
     list_display = ["created_at", "action", "study_id", "actor_name"]
     list_filter = ["action"]
-    fields = readonly_fields = ["study_id", "actor_id", "actor_name", "action", "detail", "created_at"]
+    fields = readonly_fields = ["study_id", "actor_id", "actor_name", "action", "detail_shown", "created_at"]
+
+    @admin.display(description="detail")
+    def detail_shown(self, event: AuditEvent) -> str:
+        # Details name items by external id, which come from transcripts: hidden characters show.
+        return reveal_hidden_characters(json.dumps(event.detail, ensure_ascii=False, indent=2))
 
     def has_add_permission(self, request):
         return False

@@ -20,6 +20,7 @@ from reviewapp.ingest.services import items_ingest
 from reviewapp.queue.models import Assignment, Label, LateSubmission
 from reviewapp.queue.services import assignment_skip, claim_next, label_submit
 from reviewapp.rendering import HIDDEN_CHARACTERS
+from reviewapp.studies.models import AuditEvent
 from tests.queue.test_services import reviewer
 
 RLO = "\u202e"
@@ -61,7 +62,17 @@ def seeded(study, admin_client):
     skipped = claim_next(study=study, reviewer=second)
     assignment_skip(study=study, reviewer=second, assignment_id=skipped.pk, reason=f"cannot open{RLO}fdp.exe")
     late = LateSubmission.objects.create(assignment=assignment, values={"decision": "reject"}, reason="slot taken")
-    return {"item": item, "job": job, "assignment": assignment, "skipped": skipped, "label": label, "late": late}
+    event = AuditEvent.objects.create(study=study, action="item.gold", detail={"item": RECORD["external_id"]})
+    return {
+        "item": item,
+        "job": job,
+        "assignment": assignment,
+        "skipped": skipped,
+        "label": label,
+        "late": late,
+        "event": event,
+        "study": study,
+    }
 
 
 def pages(seeded) -> dict[str, str]:
@@ -79,6 +90,8 @@ def pages(seeded) -> dict[str, str]:
         "label": f"/admin/review_queue/label/{seeded['label'].pk}/change/",
         "late answer list": "/admin/review_queue/latesubmission/",
         "late answer": f"/admin/review_queue/latesubmission/{seeded['late'].pk}/change/",
+        "audit event": f"/admin/studies/auditevent/{seeded['event'].pk}/change/",
+        "study audit log": f"/studies/{seeded['study'].slug}/audit/",
     }
 
 
