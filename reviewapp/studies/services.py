@@ -429,26 +429,25 @@ def invitations_create(
 def enrolments_alike(study: Study) -> list[dict]:
     """Groups of enrolments that look like one person: the same browser (device cookie), or the
     same address and user agent. For the researcher to judge; a shared office computer or a
-    fleet of identical laptops looks alike too."""
-    enrolments = list(
-        study.enrolments.select_related("reviewer", "arm")
-        .only("id", "device_hash", "address_hash", "agent_hash", "allocated_at", "reviewer__username", "arm__name")
-        .order_by("allocated_at", "id")
-    )
-    groups: dict[tuple[str, str], list[Enrolment]] = {}
-    for enrolment in enrolments:
-        if enrolment.device_hash:
-            groups.setdefault(("same browser", enrolment.device_hash), []).append(enrolment)
-        if enrolment.address_hash and enrolment.agent_hash:
-            key = ("same address and browser type", enrolment.address_hash + enrolment.agent_hash)
-            groups.setdefault(key, []).append(enrolment)
-    alike, seen = [], set()
-    for (signal, _key), members in groups.items():
-        ids = frozenset(e.pk for e in members)
-        if len(members) > 1 and ids not in seen:
-            seen.add(ids)
-            alike.append({"signal": signal, "enrolments": members})
-    return alike
+    fleet of identical laptops looks alike too. Two queries, whatever the number of reviewers."""
+    signals = study.enrolments.values_list("id", "device_hash", "address_hash", "agent_hash")
+    groups: dict[tuple[str, str], list[int]] = {}
+    for enrolment_id, device, address, agent in signals:
+        if device:
+            groups.setdefault(("same browser", device), []).append(enrolment_id)
+        if address and agent:
+            groups.setdefault(("same address and browser type", address + agent), []).append(enrolment_id)
+    alike_groups, seen = [], set()
+    for (signal, _key), ids in groups.items():
+        if len(ids) > 1 and frozenset(ids) not in seen:
+            seen.add(frozenset(ids))
+            alike_groups.append((signal, ids))
+    wanted = {enrolment_id for _signal, ids in alike_groups for enrolment_id in ids}
+    members = study.enrolments.filter(pk__in=wanted).select_related("reviewer", "arm").in_bulk()
+    return [
+        {"signal": signal, "enrolments": sorted((members[i] for i in ids), key=lambda e: (e.allocated_at, e.pk))}
+        for signal, ids in alike_groups
+    ]
 
 
 # --- gold and probes ---------------------------------------------------------------
