@@ -45,7 +45,10 @@ Pure numpy/scipy, no Django: services and tests call it with plain arrays.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
@@ -248,22 +251,90 @@ def shrink_toward_mean(raw: np.ndarray, variance: np.ndarray, n: np.ndarray) -> 
     return out
 
 
-# --- Indicators -----------------------------------------------------------------------
+# --- Labels ---------------------------------------------------------------------------
 
 
-def _thresholds(overrides: Mapping[str, float] | None) -> dict[str, float]:
-    """The defaults with the study's values on top; names this module does not use are ignored
-    (a study may store thresholds for indicators added later)."""
-    merged = dict(DEFAULT_THRESHOLDS)
-    for key, value in (overrides or {}).items():
-        if key in merged and value is not None:
-            merged[key] = float(value)
-    return merged
+class Indicator(NamedTuple):
+    """One indicator for every reviewer, in the order of ``Labels.ids``: the raw value, the value
+    shrunk toward the room (NaN where undefined) and the number of labels behind it."""
+
+    raw: np.ndarray
+    shrunk: np.ndarray
+    n: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class Labels:
+    """The columns of ``reviewer_indicators``, checked and typed; ``rev`` is each row's reviewer
+    as an index into ``ids`` (the sorted reviewer ids)."""
+
+    ids: np.ndarray
+    rev: np.ndarray
+    agree: np.ndarray
+    ai_right: np.ndarray
+    is_probe: np.ndarray
+    seconds: np.ndarray
+    floor_seconds: np.ndarray
+    evidence_opened: np.ndarray
+    label_code: np.ndarray
+    order: np.ndarray
+    n_categories: int
+
+    @property
+    def n_reviewers(self) -> int:
+        return len(self.ids)
+
+    @property
+    def shown(self) -> np.ndarray:
+        """The AI recommendation was on screen (not the control arm)."""
+        return self.agree >= 0
+
+    @property
+    def agreed(self) -> np.ndarray:
+        return self.agree == 1
+
+    def count(self, mask: np.ndarray) -> np.ndarray:
+        """Rows where ``mask`` holds, per reviewer (floats, for the ratios and the shrinkage)."""
+        return np.bincount(self.rev[mask], minlength=self.n_reviewers).astype(float)
+
+    @cached_property
+    def session(self) -> Session:
+        return Session.of(self)
+
+
+@dataclass(frozen=True, eq=False)
+class Session:
+    """Each reviewer's AI-shown decisions in submit order, for the order-dependent indicators
+    (streak_ratio, drift): rows sorted by reviewer, then ``order``."""
+
+    rev: np.ndarray  # reviewer index of each decision
+    agreed: np.ndarray
+    n: np.ndarray  # decisions per reviewer
+    x: np.ndarray  # of which agreed
+
+    @classmethod
+    def of(cls, labels: Labels) -> Session:
+        rows = np.flatnonzero(labels.shown)
+        rows = rows[np.lexsort((labels.order[rows], labels.rev[rows]))]
+        rev, agreed = labels.rev[rows], labels.agreed[rows]
+        n = np.bincount(rev, minlength=labels.n_reviewers).astype(float)
+        x = np.bincount(rev[agreed], minlength=labels.n_reviewers).astype(float)
+        return cls(rev, agreed, n, x)
+
+    @property
+    def pooled_agree(self) -> float:
+        """The room's agree rate, at which the sampling variances are taken."""
+        return self.x.sum() / max(self.n.sum(), 1.0)
 
 
 def _ratio(x: np.ndarray, n: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(n > 0, x / np.maximum(n, 1), np.nan)
+
+
+def _proportion(x: np.ndarray, n: np.ndarray) -> Indicator:
+    """x / n per reviewer, shrunk under the room's beta prior (Kleinman 1973)."""
+    return Indicator(_ratio(x, n), shrink_proportions(x, n), n)
 
 
 def _longest_agree_runs(reviewer: np.ndarray, agreed: np.ndarray, n_reviewers: int) -> np.ndarray:
@@ -280,6 +351,198 @@ def _longest_agree_runs(reviewer: np.ndarray, agreed: np.ndarray, n_reviewers: i
     lengths = np.bincount(run_id[agreed])
     np.maximum.at(longest, reviewer[starts], lengths)
     return longest
+
+
+# --- Indicators -----------------------------------------------------------------------
+
+
+def probe_agree(labels: Labels) -> Indicator:
+    """Share of planted wrong recommendations the reviewer agreed with: deliberately wrong AI
+    advice as a measure of over-reliance (Buçinca, Malaya & Gajos 2021, CSCW, "To trust or to
+    think"). Beta-binomial shrinkage."""
+    probe = labels.shown & labels.is_probe
+    return _proportion(labels.count(probe & labels.agreed), labels.count(probe))
+
+
+def discrimination_gap(labels: Labels) -> Indicator:
+    """P(agree | AI right) - P(agree | AI wrong); near zero means the reviewer agrees whether or
+    not the AI is right (DESIGN.md; over- and under-reliance as in Buçinca et al. 2021). A probe
+    counts as AI-wrong. Sampling variance at the room's pooled rates (a reviewer's own rate of 0
+    or 1 would claim no noise at all): v = P_r Q_r / n_r + P_w Q_w / n_w; normal shrinkage."""
+    right = labels.shown & (labels.ai_right == 1) & ~labels.is_probe
+    wrong = labels.shown & ((labels.ai_right == 0) | labels.is_probe)
+    x_r, n_r = labels.count(right & labels.agreed), labels.count(right)
+    x_w, n_w = labels.count(wrong & labels.agreed), labels.count(wrong)
+    both = (n_r > 0) & (n_w > 0)
+    gap = np.where(both, _ratio(x_r, n_r) - _ratio(x_w, n_w), np.nan)
+    pooled_r = x_r.sum() / max(n_r.sum(), 1.0)
+    pooled_w = x_w.sum() / max(n_w.sum(), 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        variance = pooled_r * (1 - pooled_r) / n_r + pooled_w * (1 - pooled_w) / n_w
+    n = np.where(both, n_r + n_w, 0.0)
+    return Indicator(gap, shrink_toward_mean(gap, variance, n), n)
+
+
+def fast_share(labels: Labels) -> Indicator:
+    """Share of decisions made faster than the time needed just to read the item at 238 words
+    per minute (Brysbaert 2019, J Mem Lang 109:104047). Rows with an unknown time or floor are
+    left out. Beta-binomial shrinkage."""
+    timed = np.isfinite(labels.seconds) & np.isfinite(labels.floor_seconds) & (labels.floor_seconds > 0)
+    fast = timed & (labels.seconds < labels.floor_seconds)
+    return _proportion(labels.count(fast), labels.count(timed))
+
+
+def streak_ratio(labels: Labels) -> Indicator:
+    """Longest agree run over its expectation at the reviewer's own rate p = x/n (Schilling 1990,
+    "The longest run of heads"). p in {0, 1} gives exactly 1 (the run is what the rate forces).
+    Variance of the ratio: Var[R] / E[R]^2, Var[R] from Schilling 1990 at a rate kept off 0 and
+    1, (x + 1/2) / (n + 1), as Var[R] is infinite at p = 1; normal shrinkage."""
+    session = labels.session
+    longest = _longest_agree_runs(session.rev, session.agreed, labels.n_reviewers).astype(float)
+    own_rate = _ratio(session.x, session.n)
+    expected = expected_longest_run(own_rate, session.n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        streak = np.where(session.n > 0, np.where(expected > 0, longest / expected, 1.0), np.nan)
+        streak = np.where((own_rate == 0) | (own_rate == 1), 1.0, streak)
+        streak = np.where(session.n > 0, streak, np.nan)
+        smoothed = (session.x + 0.5) / (session.n + 1.0)
+        variance = schilling_longest_run_variance(smoothed) / np.maximum(expected, 1.0) ** 2
+    return Indicator(streak, shrink_toward_mean(streak, variance, session.n), session.n)
+
+
+def entropy(labels: Labels) -> Indicator:
+    """H / ln K of the reviewer's decision labels (Shannon 1948): 0 = always the same label,
+    1 = uniform. Plug-in estimate (biased low for small n, Miller 1955; shrinkage covers that).
+    Variance by the delta method at the room's pooled distribution P: (sum P ln^2 P - H(P)^2) / n
+    (Basharin 1959), over ln^2 K; normal shrinkage. Undefined for K < 2."""
+    k = labels.n_categories
+    labelled = labels.label_code >= 0
+    table = np.bincount(
+        labels.rev[labelled] * k + labels.label_code[labelled], minlength=labels.n_reviewers * max(k, 1)
+    ).reshape(labels.n_reviewers, max(k, 1))
+    n = table.sum(axis=1).astype(float)
+    if k < 2:
+        return Indicator(np.full(labels.n_reviewers, np.nan), np.full(labels.n_reviewers, np.nan), n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shares = table / n[:, None]
+        h = -np.sum(np.where(table > 0, shares * np.log(np.where(table > 0, shares, 1.0)), 0.0), axis=1)
+        value = np.where(n > 0, h / math.log(k), np.nan)
+        pooled = table.sum(axis=0) / max(table.sum(), 1)
+        logs = np.log(np.where(pooled > 0, pooled, 1.0))
+        unit = (np.sum(pooled * logs**2) - np.sum(pooled * logs) ** 2) / math.log(k) ** 2
+        variance = unit / n
+    return Indicator(value, shrink_toward_mean(value, variance, n), n)
+
+
+def evidence_opened(labels: Labels) -> Indicator:
+    """Share of items on which a tool call was expanded or the rationale opened (DESIGN.md:
+    evidence opened). Beta-binomial shrinkage."""
+    return _proportion(labels.count(labels.evidence_opened), labels.count(np.ones(len(labels.rev), dtype=bool)))
+
+
+def drift(labels: Labels) -> Indicator:
+    """Agree rate in the second half of the session minus the first, by submit order (DESIGN.md:
+    drift over the session): high = agreeing more as the session wears on. With an odd count the
+    middle decision is in neither half. Variance at the pooled agree rate, P Q (1/h + 1/h);
+    normal shrinkage."""
+    session = labels.session
+    first_row = np.concatenate(([0], np.cumsum(session.n)[:-1])).astype(np.int64)
+    position = np.arange(len(session.rev)) - first_row[session.rev]
+    half = (session.n // 2).astype(np.int64)
+    first = position < half[session.rev]
+    second = position >= (session.n.astype(np.int64) - half)[session.rev]
+    x_first = np.bincount(session.rev[first & session.agreed], minlength=labels.n_reviewers)
+    x_second = np.bincount(session.rev[second & session.agreed], minlength=labels.n_reviewers)
+    pooled = session.pooled_agree
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = np.where(half > 0, (x_second - x_first) / np.maximum(half, 1), np.nan)
+        variance = pooled * (1 - pooled) * 2.0 / half
+    n = 2.0 * half
+    return Indicator(value, shrink_toward_mean(value, variance, n), n)
+
+
+# The function behind each name of INDICATORS. To add an indicator: a function here, its
+# threshold in DEFAULT_THRESHOLDS, its direction in INDICATORS (and in AI_INDICATORS if it
+# needs the recommendation on screen), and what it measures in reports/dashboard.py's
+# INDICATOR_HELP.
+MEASURES: dict[str, Callable[[Labels], Indicator]] = {
+    "probe_agree": probe_agree,
+    "discrimination_gap": discrimination_gap,
+    "fast_share": fast_share,
+    "streak_ratio": streak_ratio,
+    "entropy": entropy,
+    "evidence_opened": evidence_opened,
+    "drift": drift,
+}
+
+
+# --- Per reviewer ---------------------------------------------------------------------
+
+
+def _thresholds(overrides: Mapping[str, float] | None) -> dict[str, float]:
+    """The defaults with the study's values on top; names this module does not use are ignored
+    (a study may store thresholds for indicators added later)."""
+    merged = dict(DEFAULT_THRESHOLDS)
+    for key, value in (overrides or {}).items():
+        if key in merged and value is not None:
+            merged[key] = float(value)
+    return merged
+
+
+def _labels(reviewer: np.ndarray, n_categories: int, columns: dict[str, np.ndarray]) -> Labels:
+    """The columns typed, the label codes checked against the categories, reviewers indexed."""
+    label_code = np.asarray(columns["label_code"]).astype(np.int64, copy=False)
+    if label_code.max() >= n_categories:
+        raise ValueError(f"`label_code` holds {label_code.max()}, outside [0, n_categories={n_categories})")
+    ids, rev = np.unique(reviewer, return_inverse=True)
+    return Labels(
+        ids=ids,
+        rev=rev.reshape(-1),
+        agree=np.asarray(columns["agree"]).astype(np.int8, copy=False),
+        ai_right=np.asarray(columns["ai_right"]).astype(np.int8, copy=False),
+        is_probe=np.asarray(columns["is_probe"], dtype=bool),
+        seconds=np.asarray(columns["seconds"], dtype=float),
+        floor_seconds=np.asarray(columns["floor_seconds"], dtype=float),
+        evidence_opened=np.asarray(columns["evidence_opened"], dtype=bool),
+        label_code=label_code,
+        order=np.asarray(columns["order"]),
+        n_categories=n_categories,
+    )
+
+
+def _judged(raw: float, shrunk: float, n: int, threshold: float, direction: str) -> dict:
+    """One indicator of one reviewer against its threshold: "max" crosses above, "min" below;
+    a value exactly at the threshold, or undefined, does not cross."""
+    value = finite_or_none(shrunk)
+    crossed = value is not None and (value > threshold if direction == "max" else value < threshold)
+    return {"raw": finite_or_none(raw), "shrunk": value, "n": n, "threshold": threshold, "crossed": crossed}
+
+
+def _rows(labels: Labels, measured: dict[str, Indicator], limits: dict[str, float]) -> list[dict]:
+    """One dict per reviewer with the numbers behind the flag; flagged when MIN_CROSSED_TO_FLAG
+    or more shrunken indicators cross (DESIGN.md)."""
+    # Plain lists first, so the loop over reviewers touches no numpy scalars.
+    raw = {name: measured[name].raw.tolist() for name in INDICATORS}
+    shrunk = {name: measured[name].shrunk.tolist() for name in INDICATORS}
+    counts = {name: measured[name].n.astype(np.int64).tolist() for name in INDICATORS}
+    label_counts = labels.count(np.ones(len(labels.rev), dtype=bool)).astype(np.int64).tolist()
+    out = []
+    for index, reviewer_id in enumerate(labels.ids.tolist()):
+        indicators = {
+            name: _judged(raw[name][index], shrunk[name][index], counts[name][index], limits[key], direction)
+            for name, (key, direction) in INDICATORS.items()
+        }
+        crossed = [name for name, indicator in indicators.items() if indicator["crossed"]]
+        out.append(
+            {
+                "reviewer": reviewer_id,
+                "n": label_counts[index],
+                "indicators": indicators,
+                "crossed": crossed,
+                "flagged": len(crossed) >= MIN_CROSSED_TO_FLAG,
+            }
+        )
+    return out
 
 
 def reviewer_indicators(
@@ -331,163 +594,6 @@ def reviewer_indicators(
             raise ValueError(f"`{name}` must be one-dimensional with one row per label ({length}), got {shape}")
     if length == 0:
         return []
-    agree = np.asarray(agree).astype(np.int8, copy=False)
-    ai_right = np.asarray(ai_right).astype(np.int8, copy=False)
-    is_probe = np.asarray(is_probe, dtype=bool)
-    seconds = np.asarray(seconds, dtype=float)
-    floor_seconds = np.asarray(floor_seconds, dtype=float)
-    evidence_opened = np.asarray(evidence_opened, dtype=bool)
-    label_code = np.asarray(label_code).astype(np.int64, copy=False)
-    order = np.asarray(order)
-    n_categories = int(n_categories)
-    if label_code.max() >= n_categories:
-        raise ValueError(f"`label_code` holds {label_code.max()}, outside [0, n_categories={n_categories})")
-    limits = _thresholds(thresholds)
-
-    ids, rev = np.unique(reviewer, return_inverse=True)
-    rev = rev.reshape(-1)
-    n_rev = len(ids)
-
-    def count(mask: np.ndarray) -> np.ndarray:
-        return np.bincount(rev[mask], minlength=n_rev).astype(float)
-
-    shown = agree >= 0
-    agreed = agree == 1
-    raw: dict[str, np.ndarray] = {}
-    shrunk: dict[str, np.ndarray] = {}
-    counts: dict[str, np.ndarray] = {}
-
-    # probe_agree: agreeing with a planted wrong recommendation. Deliberately wrong AI advice
-    # as a measure of over-reliance: Buçinca, Malaya & Gajos 2021 (CSCW, "To trust or to think").
-    probe = shown & is_probe
-    x, n = count(probe & agreed), count(probe)
-    raw["probe_agree"], shrunk["probe_agree"], counts["probe_agree"] = _ratio(x, n), shrink_proportions(x, n), n
-
-    # discrimination_gap: P(agree | AI right) - P(agree | AI wrong); near zero means the
-    # reviewer agrees whether or not the AI is right (DESIGN.md; over-/under-reliance as in
-    # Buçinca et al. 2021). Sampling variance at the room's pooled rates (a reviewer's own
-    # rate of 0 or 1 would claim no noise at all): v = P_r Q_r / n_r + P_w Q_w / n_w.
-    right = shown & (ai_right == 1) & ~is_probe
-    wrong = shown & ((ai_right == 0) | is_probe)
-    x_r, n_r, x_w, n_w = count(right & agreed), count(right), count(wrong & agreed), count(wrong)
-    both = (n_r > 0) & (n_w > 0)
-    gap = np.where(both, _ratio(x_r, n_r) - _ratio(x_w, n_w), np.nan)
-    pooled_r = x_r.sum() / max(n_r.sum(), 1.0)
-    pooled_w = x_w.sum() / max(n_w.sum(), 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gap_variance = pooled_r * (1 - pooled_r) / n_r + pooled_w * (1 - pooled_w) / n_w
-    n_gap = np.where(both, n_r + n_w, 0.0)
-    raw["discrimination_gap"], counts["discrimination_gap"] = gap, n_gap
-    shrunk["discrimination_gap"] = shrink_toward_mean(gap, gap_variance, n_gap)
-
-    # fast_share: decided faster than the time needed just to read the item at 238 words per
-    # minute (Brysbaert 2019, J Mem Lang 109:104047). Rows with unknown time or floor are out.
-    timed = np.isfinite(seconds) & np.isfinite(floor_seconds) & (floor_seconds > 0)
-    fast = timed & (seconds < floor_seconds)
-    x, n = count(fast), count(timed)
-    raw["fast_share"], shrunk["fast_share"], counts["fast_share"] = _ratio(x, n), shrink_proportions(x, n), n
-
-    # evidence_opened: share of items where a tool call was expanded or the rationale opened.
-    x, n = count(evidence_opened), count(np.ones(length, dtype=bool))
-    raw["evidence_opened"], shrunk["evidence_opened"] = _ratio(x, n), shrink_proportions(x, n)
-    counts["evidence_opened"] = n
-    n_labels = n
-
-    # entropy: H / ln K of the reviewer's decision labels (Shannon 1948), 0 = always the same
-    # label, 1 = uniform. Plug-in estimate (biased low for small n, Miller 1955; shrinkage
-    # covers that). Variance by the delta method at the room's pooled distribution P:
-    # (sum P ln^2 P - H(P)^2) / n (Basharin 1959), over ln^2 K. Undefined for K < 2.
-    labelled = label_code >= 0
-    table = np.bincount(
-        rev[labelled] * n_categories + label_code[labelled], minlength=n_rev * max(n_categories, 1)
-    ).reshape(n_rev, max(n_categories, 1))
-    n = table.sum(axis=1).astype(float)
-    if n_categories >= 2:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            shares = table / n[:, None]
-            h = -np.sum(np.where(table > 0, shares * np.log(np.where(table > 0, shares, 1.0)), 0.0), axis=1)
-            entropy = np.where(n > 0, h / math.log(n_categories), np.nan)
-            pooled = table.sum(axis=0) / max(table.sum(), 1)
-            logs = np.log(np.where(pooled > 0, pooled, 1.0))
-            unit = (np.sum(pooled * logs**2) - np.sum(pooled * logs) ** 2) / math.log(n_categories) ** 2
-            entropy_variance = unit / n
-    else:
-        entropy = np.full(n_rev, np.nan)
-        entropy_variance = np.full(n_rev, np.inf)
-    raw["entropy"], counts["entropy"] = entropy, n
-    shrunk["entropy"] = shrink_toward_mean(entropy, entropy_variance, n)
-
-    # Session-order indicators: AI-shown rows sorted by reviewer, then submit order.
-    shown_rows = np.flatnonzero(shown)
-    shown_rows = shown_rows[np.lexsort((order[shown_rows], rev[shown_rows]))]
-    seq_rev = rev[shown_rows]
-    seq_agreed = agreed[shown_rows]
-    n_seq = np.bincount(seq_rev, minlength=n_rev).astype(float)
-    x_seq = np.bincount(seq_rev[seq_agreed], minlength=n_rev).astype(float)
-    pooled_agree = x_seq.sum() / max(n_seq.sum(), 1.0)
-
-    # streak_ratio: longest agree run over its expectation at the reviewer's own rate p = x/n
-    # (Schilling 1990). p in {0, 1} gives a ratio of exactly 1 (the run is what the rate
-    # forces). Variance of the ratio: Var[R] / E[R]^2 with Var[R] from Schilling 1990 at a
-    # rate kept off 0 and 1, (x + 1/2) / (n + 1), as Var[R] is infinite at p = 1.
-    longest = _longest_agree_runs(seq_rev, seq_agreed, n_rev).astype(float)
-    own_rate = _ratio(x_seq, n_seq)
-    expected = expected_longest_run(own_rate, n_seq)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        streak = np.where(n_seq > 0, np.where(expected > 0, longest / expected, 1.0), np.nan)
-        streak = np.where((own_rate == 0) | (own_rate == 1), 1.0, streak)
-        streak = np.where(n_seq > 0, streak, np.nan)
-        smoothed = (x_seq + 0.5) / (n_seq + 1.0)
-        streak_variance = schilling_longest_run_variance(smoothed) / np.maximum(expected, 1.0) ** 2
-    raw["streak_ratio"], counts["streak_ratio"] = streak, n_seq
-    shrunk["streak_ratio"] = shrink_toward_mean(streak, streak_variance, n_seq)
-
-    # drift: agree rate in the second half of the session minus the first (by submit order),
-    # high = agreeing more as the session wears on. With an odd count the middle decision is
-    # in neither half. Variance at the pooled agree rate: P Q (1/h + 1/h).
-    first_row = np.concatenate(([0], np.cumsum(n_seq)[:-1])).astype(np.int64)
-    position = np.arange(len(shown_rows)) - first_row[seq_rev]
-    half = (n_seq // 2).astype(np.int64)
-    first = position < half[seq_rev]
-    second = position >= (n_seq.astype(np.int64) - half)[seq_rev]
-    x_first = np.bincount(seq_rev[first & seq_agreed], minlength=n_rev)
-    x_second = np.bincount(seq_rev[second & seq_agreed], minlength=n_rev)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        drift = np.where(half > 0, (x_second - x_first) / np.maximum(half, 1), np.nan)
-        drift_variance = pooled_agree * (1 - pooled_agree) * 2.0 / half
-    n_drift = 2.0 * half
-    raw["drift"], counts["drift"] = drift, n_drift
-    shrunk["drift"] = shrink_toward_mean(drift, drift_variance, n_drift)
-
-    # Assemble; plain lists first, so the loop over reviewers touches no numpy scalars.
-    raw_lists = {name: raw[name].tolist() for name in INDICATORS}
-    shrunk_lists = {name: shrunk[name].tolist() for name in INDICATORS}
-    count_lists = {name: counts[name].astype(np.int64).tolist() for name in INDICATORS}
-    label_counts = n_labels.astype(np.int64).tolist()
-    out = []
-    for index, reviewer_id in enumerate(ids.tolist()):
-        indicators = {}
-        crossed = []
-        for name, (key, direction) in INDICATORS.items():
-            value = finite_or_none(shrunk_lists[name][index])
-            threshold = limits[key]
-            over = value is not None and (value > threshold if direction == "max" else value < threshold)
-            indicators[name] = {
-                "raw": finite_or_none(raw_lists[name][index]),
-                "shrunk": value,
-                "n": count_lists[name][index],
-                "threshold": threshold,
-                "crossed": over,
-            }
-            if over:
-                crossed.append(name)
-        out.append(
-            {
-                "reviewer": reviewer_id,
-                "n": label_counts[index],
-                "indicators": indicators,
-                "crossed": crossed,
-                "flagged": len(crossed) >= MIN_CROSSED_TO_FLAG,
-            }
-        )
-    return out
+    labels = _labels(reviewer, int(n_categories), columns)
+    measured = {name: measure(labels) for name, measure in MEASURES.items()}
+    return _rows(labels, measured, _thresholds(thresholds))
