@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .stats.agreement import agreement_summary, value_counts
-from .stats.clustered import cluster_bootstrap_contrast, design_effect
-from .stats.intervals import difference, finite_or_none, proportion
+from .stats.clustered import HitsTrials, deference_effect, design_effect, narrative_increment
+from .stats.intervals import Estimate, difference, finite_or_none, proportion
 from .stats.reliance import reliance_metrics
 from .stats.rubber_stamp import reviewer_indicators
 
@@ -91,6 +91,15 @@ class StudySpec:
     def decision(self) -> FieldSpec:
         return next(f for f in self.fields if f.is_decision)
 
+    @property
+    def control(self) -> ArmSpec | None:
+        return next((arm for arm in self.arms if arm.is_control), None)
+
+    @property
+    def bootstrap(self) -> dict:
+        """The options of every cluster bootstrap (stats/clustered.py): the same seed, the same intervals."""
+        return {"n_resamples": self.n_resamples, "confidence": self.confidence, "seed": self.seed}
+
     def parameters(self) -> dict:
         return {
             "n_resamples": self.n_resamples,
@@ -102,145 +111,46 @@ class StudySpec:
 
 
 Progress = Callable[[int, str], None]
+# A contrast of two arms' per-reviewer (hits, trials) with its cluster interval (stats/clustered.py).
+Contrast = Callable[..., Estimate]
 
 
 def study_metrics(data: LabelData, spec: StudySpec, progress: Progress | None = None) -> dict:
-    """Every metric of DESIGN.md for one study, with its interval, n and method."""
+    """Every metric of DESIGN.md for one study, with its interval, n and method: the phases
+    below in turn (reliance and deference per arm, the narrative increment, inter-rater
+    agreement per arm, the rubber-stamp indicators per reviewer), timed."""
     report = progress or (lambda percent, message: None)
     timings: dict[str, float] = {}
     started = time.perf_counter()
-
-    reviewers, reviewer_index = np.unique(data.reviewer, return_inverse=True)
-    items, item_index = np.unique(data.item, return_inverse=True)
-    known = (data.ai >= 0) & (data.gold >= 0)
-    splits = {"all": np.ones(len(data), bool), "ai_right": known & (data.ai == data.gold)}
-    splits["ai_wrong"] = known & (data.ai != data.gold)
-    # Agreement with the AI's recommendation; in the control arm with the hidden one.
-    answered = (data.decision >= 0) & (data.ai >= 0)
-    agrees = answered & (data.decision == data.ai)
-
-    def reviewer_sums(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-reviewer hits and trials: the clusters of the cluster bootstrap."""
-        hits = np.bincount(reviewer_index[mask], weights=agrees[mask], minlength=len(reviewers))
-        trials = np.bincount(reviewer_index[mask], minlength=len(reviewers))
-        keep = trials > 0
-        return hits[keep], trials[keep]
-
-    arm_masks = {arm.id: data.arm == arm.id for arm in spec.arms}
-    sums = {
-        (arm.id, split): reviewer_sums(arm_masks[arm.id] & splits[split] & answered)
-        for arm in spec.arms
-        for split in SPLITS
-    }
-    control = next((arm for arm in spec.arms if arm.is_control), None)
-    bootstrap = {"n_resamples": spec.n_resamples, "confidence": spec.confidence, "seed": spec.seed}
-
+    basis = label_basis(data, spec)
     arms_out = []
     for position, arm in enumerate(spec.arms):
         report(5 + 50 * position // max(1, len(spec.arms)), f"Reliance and deference: arm {arm.name}")
-        mask = arm_masks[arm.id]
-        truth = np.where(known, data.gold, -1)[mask]
-        reliance = reliance_metrics(
-            data.decision[mask],
-            data.ai[mask],
-            truth,
-            data.initial[mask] if arm.reveal else None,
-            confidence=spec.confidence,
-        )
-        agreement_by_split = {}
-        effect_by_split = {}
-        for split in SPLITS:
-            hits, trials = sums[(arm.id, split)]
-            agreement_by_split[split] = proportion(int(hits.sum()), int(trials.sum()), spec.confidence).as_dict()
-            if control is None or arm.id == control.id:
-                continue
-            control_hits, control_trials = sums[(control.id, split)]
-            naive = difference(
-                int(hits.sum()),
-                int(trials.sum()),
-                int(control_hits.sum()),
-                int(control_trials.sum()),
-                spec.confidence,
-            )
-            clustered = cluster_bootstrap_contrast(
-                [(hits, trials), (control_hits, control_trials)], [1.0, -1.0], **bootstrap
-            )
-            effect_by_split[split] = {"newcombe": naive.as_dict(), "cluster": clustered.as_dict()}
-        hits, trials = sums[(arm.id, "all")]
-        arms_out.append(
-            {
-                "id": arm.id,
-                "name": arm.name,
-                "role": arm.role,
-                "reveal": arm.reveal,
-                "n_labels": int(mask.sum()),
-                "n_reviewers": len(np.unique(reviewer_index[mask])),
-                "agreement_with_ai": agreement_by_split,
-                "deference_effect": effect_by_split or None,
-                "design_effect": finite_or_none(design_effect(hits, trials, **bootstrap)),
-                "reliance": reliance,
-            }
-        )
+        arms_out.append(arm_reliance(data, spec, basis, arm))
     timings["reliance_seconds"] = time.perf_counter() - started
 
-    increment = _narrative_increment(spec, sums, bootstrap)
+    increment = narrative_increment_by_split(spec, basis)
 
     step = time.perf_counter()
-    item_ai = np.full(len(items), -1, dtype=np.int64)
-    item_ai[item_index] = data.ai  # the same for every label of an item
+    item_ai = np.full(len(basis.items), -1, dtype=np.int64)
+    item_ai[basis.item_index] = data.ai  # the same for every label of an item
     for position, (arm, arm_out) in enumerate(zip(spec.arms, arms_out, strict=True)):
         report(55 + 30 * position // max(1, len(spec.arms)), f"Inter-rater agreement: arm {arm.name}")
-        arm_out["agreement"] = _agreement(data, spec, arm_masks[arm.id], item_index, len(items), item_ai)
+        arm_out["agreement"] = inter_rater_agreement(data, spec, basis.arm_masks[arm.id], basis.item_index, item_ai)
     timings["agreement_seconds"] = time.perf_counter() - step
 
     report(88, "Rubber-stamp indicators")
     step = time.perf_counter()
-    shows_ai = np.zeros(len(data), bool)
-    for arm in spec.arms:
-        if not arm.is_control:
-            shows_ai |= arm_masks[arm.id]
-    reviewer_rows = reviewer_indicators(
-        reviewer=data.reviewer,
-        agree=np.where(shows_ai & answered, agrees, -1).astype(np.int8),
-        ai_right=np.where(known, (data.ai == data.gold).astype(np.int8), -1).astype(np.int8),
-        is_probe=data.is_probe,
-        seconds=data.seconds,
-        floor_seconds=data.word_count / spec.reading_wpm * 60.0,
-        evidence_opened=data.evidence_opened,
-        label_code=data.decision,
-        order=data.submitted,
-        n_categories=max(1, len(spec.decision.choices)),
-        thresholds=spec.thresholds,
-    )
-    arm_names = {arm.id: arm.name for arm in spec.arms}
-    # A reviewer's arm: the same on every label between subjects; "several" within.
-    lowest = np.full(len(reviewers), np.iinfo(np.int64).max)
-    highest = np.full(len(reviewers), np.iinfo(np.int64).min)
-    np.minimum.at(lowest, reviewer_index, data.arm)
-    np.maximum.at(highest, reviewer_index, data.arm)
-    position = {int(reviewer): i for i, reviewer in enumerate(reviewers)}
-    medians = _median_by_group(reviewer_index, data.seconds, len(reviewers))
-    answered_n = np.bincount(reviewer_index, weights=answered, minlength=len(reviewers))
-    agree_n = np.bincount(reviewer_index, weights=agrees, minlength=len(reviewers))
-    for row in reviewer_rows:
-        i = position[row["reviewer"]]
-        row["arm"] = arm_names.get(int(lowest[i]), "") if lowest[i] == highest[i] else "several"
-        # What the dashboard plots: median time to decide against agreement with the AI
-        # (the hidden recommendation in the control arm).
-        row["dwell"] = {
-            "median_seconds": finite_or_none(medians[i]),
-            "n": int(answered_n[i]),
-            "agree": int(agree_n[i]),
-        }
+    reviewer_rows = reviewer_indicator_rows(data, spec, basis)
     timings["rubber_stamp_seconds"] = time.perf_counter() - step
     timings["compute_seconds"] = time.perf_counter() - started
 
     return {
         "n_labels": len(data),
-        "n_reviewers": len(reviewers),
-        "n_items": len(items),
-        "n_items_ai_right": len(np.unique(item_index[splits["ai_right"]])),
-        "n_items_ai_wrong": len(np.unique(item_index[splits["ai_wrong"]])),
+        "n_reviewers": len(basis.reviewers),
+        "n_items": len(basis.items),
+        "n_items_ai_right": len(np.unique(basis.item_index[basis.splits["ai_right"]])),
+        "n_items_ai_wrong": len(np.unique(basis.item_index[basis.splits["ai_wrong"]])),
         "decision_field": spec.decision.name,
         "arms": arms_out,
         "narrative_increment": increment,
@@ -251,74 +161,242 @@ def study_metrics(data: LabelData, spec: StudySpec, progress: Progress | None = 
     }
 
 
-def _narrative_increment(spec: StudySpec, sums: dict, bootstrap: dict) -> dict | None:
-    """D_rationale - D_recommendation = P(agree | rationale) - P(agree | recommendation):
-    the control rate cancels (DESIGN.md; the HBS three-arm design). Needs one arm of each
-    role; with several, the first by position is used."""
+# --- What every phase reads -------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class LabelBasis:
+    """Reviewers and items indexed, the item splits, agreement with the AI per label, and per
+    (arm id, split) each reviewer's (hits, trials): the clusters the bootstrap resamples."""
+
+    reviewers: np.ndarray
+    reviewer_index: np.ndarray
+    items: np.ndarray
+    item_index: np.ndarray
+    known: np.ndarray  # the AI's recommendation and the gold label are both known
+    splits: dict[str, np.ndarray]
+    answered: np.ndarray
+    agrees: np.ndarray
+    arm_masks: dict[int, np.ndarray]
+    sums: dict[tuple[int, str], HitsTrials]
+
+
+def label_basis(data: LabelData, spec: StudySpec) -> LabelBasis:
+    """Split the items by whether the AI's recommendation matches the gold label (items without
+    either are in "all" only), and count agreement with the recommendation (in the control arm
+    the hidden one) per reviewer, arm and split."""
+    reviewers, reviewer_index = np.unique(data.reviewer, return_inverse=True)
+    items, item_index = np.unique(data.item, return_inverse=True)
+    known = (data.ai >= 0) & (data.gold >= 0)
+    splits = {"all": np.ones(len(data), bool), "ai_right": known & (data.ai == data.gold)}
+    splits["ai_wrong"] = known & (data.ai != data.gold)
+    answered = (data.decision >= 0) & (data.ai >= 0)
+    agrees = answered & (data.decision == data.ai)
+    arm_masks = {arm.id: data.arm == arm.id for arm in spec.arms}
+    sums = {
+        (arm.id, split): _reviewer_sums(
+            reviewer_index, len(reviewers), agrees, arm_masks[arm.id] & splits[split] & answered
+        )
+        for arm in spec.arms
+        for split in SPLITS
+    }
+    return LabelBasis(reviewers, reviewer_index, items, item_index, known, splits, answered, agrees, arm_masks, sums)
+
+
+def _reviewer_sums(reviewer_index: np.ndarray, n_reviewers: int, agrees: np.ndarray, mask: np.ndarray) -> HitsTrials:
+    """Per-reviewer hits and trials of the rows in ``mask``, reviewers without trials left out."""
+    hits = np.bincount(reviewer_index[mask], weights=agrees[mask], minlength=n_reviewers)
+    trials = np.bincount(reviewer_index[mask], minlength=n_reviewers)
+    keep = trials > 0
+    return hits[keep], trials[keep]
+
+
+# --- Reliance and deference ---------------------------------------------------------------
+
+
+def arm_reliance(data: LabelData, spec: StudySpec, basis: LabelBasis, arm: ArmSpec) -> dict:
+    """One arm's reliance and deference numbers (DESIGN.md, Metrics): agreement with the AI and
+    the deference effect per split, the design effect of the agreement rate (Kish 1965), and the
+    reliance metrics of stats/reliance.py (Buçinca et al. 2021; Schemmer et al. 2023)."""
+    mask = basis.arm_masks[arm.id]
+    reliance = reliance_metrics(
+        data.decision[mask],
+        data.ai[mask],
+        np.where(basis.known, data.gold, -1)[mask],
+        data.initial[mask] if arm.reveal else None,
+        confidence=spec.confidence,
+    )
+    hits, trials = basis.sums[(arm.id, "all")]
+    return {
+        "id": arm.id,
+        "name": arm.name,
+        "role": arm.role,
+        "reveal": arm.reveal,
+        "n_labels": int(mask.sum()),
+        "n_reviewers": len(np.unique(basis.reviewer_index[mask])),
+        "agreement_with_ai": agreement_with_ai_by_split(spec, basis, arm),
+        "deference_effect": deference_effect_by_split(spec, basis, arm),
+        "design_effect": finite_or_none(design_effect(hits, trials, **spec.bootstrap)),
+        "reliance": reliance,
+    }
+
+
+def agreement_with_ai_by_split(spec: StudySpec, basis: LabelBasis, arm: ArmSpec) -> dict:
+    """P(final = AI) per split with its Wilson interval: the agreement fraction of Yin, Wortman
+    Vaughan & Wallach (CHI 2019); in the control arm, agreement with the hidden recommendation."""
+    out = {}
+    for split in SPLITS:
+        hits, trials = basis.sums[(arm.id, split)]
+        out[split] = proportion(int(hits.sum()), int(trials.sum()), spec.confidence).as_dict()
+    return out
+
+
+def deference_effect_by_split(spec: StudySpec, basis: LabelBasis, arm: ArmSpec) -> dict | None:
+    """Deference effect P(final = AI | arm) - P(label = AI | control) per split (DESIGN.md; Yin
+    et al. 2019; ``clustered.deference_effect``). None for the control arm, and in a study
+    without one."""
+    control = spec.control
+    if control is None or arm.id == control.id:
+        return None
+    return {
+        split: _contrast(spec, basis.sums[(arm.id, split)], basis.sums[(control.id, split)], deference_effect)
+        for split in SPLITS
+    }
+
+
+def narrative_increment_by_split(spec: StudySpec, basis: LabelBasis) -> dict | None:
+    """Narrative increment Δ_rationale - Δ_recommendation per split (DESIGN.md; the HBS
+    three-arm design; ``clustered.narrative_increment``: the control rate cancels). Needs one
+    arm of each role, else None; with several, the first by position is used."""
     by_role: dict[str, ArmSpec] = {}
     for arm in spec.arms:
         by_role.setdefault(arm.role, arm)
     if not {"rationale", "recommendation"} <= by_role.keys():
         return None
     rationale, recommendation = by_role["rationale"], by_role["recommendation"]
-    out = {"rationale_arm": rationale.name, "recommendation_arm": recommendation.name}
+    out: dict = {"rationale_arm": rationale.name, "recommendation_arm": recommendation.name}
     for split in SPLITS:
-        r_hits, r_trials = sums[(rationale.id, split)]
-        c_hits, c_trials = sums[(recommendation.id, split)]
-        naive = difference(int(r_hits.sum()), int(r_trials.sum()), int(c_hits.sum()), int(c_trials.sum()))
-        clustered = cluster_bootstrap_contrast([(r_hits, r_trials), (c_hits, c_trials)], [1.0, -1.0], **bootstrap)
-        out[split] = {"newcombe": naive.as_dict(), "cluster": clustered.as_dict()}
+        out[split] = _contrast(
+            spec, basis.sums[(rationale.id, split)], basis.sums[(recommendation.id, split)], narrative_increment
+        )
     return out
 
 
-def _agreement(
-    data: LabelData, spec: StudySpec, mask: np.ndarray, item_index: np.ndarray, n_items: int, item_ai: np.ndarray
+def _contrast(spec: StudySpec, first: HitsTrials, second: HitsTrials, cluster: Contrast) -> dict:
+    """rate(first) - rate(second) with both intervals at the study's confidence: Newcombe's,
+    which treats labels as independent (Newcombe 1998), and ``cluster``'s bootstrap over
+    reviewers (stats/clustered.py), which does not."""
+    (first_hits, first_trials), (second_hits, second_trials) = first, second
+    naive = difference(
+        int(first_hits.sum()),
+        int(first_trials.sum()),
+        int(second_hits.sum()),
+        int(second_trials.sum()),
+        spec.confidence,
+    )
+    return {"newcombe": naive.as_dict(), "cluster": cluster(first, second, **spec.bootstrap).as_dict()}
+
+
+# --- Inter-rater agreement ----------------------------------------------------------------
+
+
+def inter_rater_agreement(
+    data: LabelData, spec: StudySpec, mask: np.ndarray, item_index: np.ndarray, item_ai: np.ndarray
 ) -> dict:
-    """Krippendorff's alpha, percent agreement and AC1 per schema field; for the decision
-    field also alpha with the AI as one more coder (DESIGN.md)."""
+    """Krippendorff's alpha with a unit-bootstrap interval, percent agreement and Gwet's AC1 per
+    schema field, among the labels in ``mask`` (stats/agreement.py; Krippendorff 2004, Zapf et
+    al. 2016, Gwet 2008); for the decision field also alpha with the AI as one more coder."""
     out = {}
     for spec_field in spec.fields:
-        values = data.fields[spec_field.name][mask]
-        units = item_index[mask]
-        if spec_field.level == "interval":
-            present = ~np.isnan(values)
-            values, units = values[present], units[present]
-            if len(np.unique(values)) > MAX_INTERVAL_VALUES:
-                values = _binned(values)
-            domain, codes = np.unique(values, return_inverse=True)
-            value_domain = [float(v) for v in domain]
-            if not value_domain:
-                out[spec_field.name] = {"level": spec_field.level, "humans": None}
-                continue
-        else:
-            codes, value_domain = values, list(range(len(spec_field.choices)))
-        n_categories = max(1, len(value_domain))
-        counts = value_counts(units, codes, n_items, n_categories)
-        summary = agreement_summary(
-            counts,
-            spec_field.level,
-            value_domain,
-            n_resamples=spec.n_resamples,
-            confidence=spec.confidence,
-            seed=spec.seed,
-        )
-        entry = {"level": spec_field.level, "humans": summary}
+        codes, units, value_domain = _field_codes(spec_field, data.fields[spec_field.name][mask], item_index[mask])
+        if spec_field.level == "interval" and not value_domain:  # nobody in the arm gave a value
+            out[spec_field.name] = {"level": spec_field.level, "humans": None}
+            continue
+        counts = value_counts(units, codes, len(item_ai), max(1, len(value_domain)))
+        entry = {"level": spec_field.level, "humans": _agreement_summary(counts, spec_field, value_domain, spec)}
         if spec_field.is_decision:
             # Only units some human in this arm labelled; the AI is then one more coder.
             labelled = counts.sum(axis=1) > 0
             with_ai = counts.copy()
             rows = np.flatnonzero(labelled & (item_ai >= 0))
             with_ai[rows, item_ai[rows]] += 1
-            entry["with_ai"] = agreement_summary(
-                with_ai,
-                spec_field.level,
-                value_domain,
-                n_resamples=spec.n_resamples,
-                confidence=spec.confidence,
-                seed=spec.seed,
-            )
+            entry["with_ai"] = _agreement_summary(with_ai, spec_field, value_domain, spec)
         out[spec_field.name] = entry
     return out
+
+
+def _field_codes(
+    spec_field: FieldSpec, values: np.ndarray, units: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[float] | list[int]]:
+    """(codes, units, value domain) of one field: a choice field's codes as they are; an
+    interval field's values without the missing ones, binned when there are too many, coded
+    by their sorted distinct values (an empty domain when nobody gave one)."""
+    if spec_field.level != "interval":
+        return values, units, list(range(len(spec_field.choices)))
+    present = ~np.isnan(values)
+    values, units = values[present], units[present]
+    if len(np.unique(values)) > MAX_INTERVAL_VALUES:
+        values = _binned(values)
+    domain, codes = np.unique(values, return_inverse=True)
+    return codes, units, [float(v) for v in domain]
+
+
+def _agreement_summary(counts: np.ndarray, spec_field: FieldSpec, value_domain: list, spec: StudySpec) -> dict:
+    return agreement_summary(
+        counts,
+        spec_field.level,
+        value_domain,
+        n_resamples=spec.n_resamples,
+        confidence=spec.confidence,
+        seed=spec.seed,
+    )
+
+
+# --- Rubber-stamp indicators ----------------------------------------------------------------
+
+
+def reviewer_indicator_rows(data: LabelData, spec: StudySpec, basis: LabelBasis) -> list[dict]:
+    """The rubber-stamp indicators of each reviewer (stats/rubber_stamp.py; DESIGN.md), with the
+    reviewer's arm and what the dashboard plots: median time to decide against agreement with
+    the AI (the hidden recommendation in the control arm)."""
+    shows_ai = np.zeros(len(data), bool)
+    for arm in spec.arms:
+        if not arm.is_control:
+            shows_ai |= basis.arm_masks[arm.id]
+    rows = reviewer_indicators(
+        reviewer=data.reviewer,
+        agree=np.where(shows_ai & basis.answered, basis.agrees, -1).astype(np.int8),
+        ai_right=np.where(basis.known, (data.ai == data.gold).astype(np.int8), -1).astype(np.int8),
+        is_probe=data.is_probe,
+        seconds=data.seconds,
+        floor_seconds=data.word_count / spec.reading_wpm * 60.0,
+        evidence_opened=data.evidence_opened,
+        label_code=data.decision,
+        order=data.submitted,
+        n_categories=max(1, len(spec.decision.choices)),
+        thresholds=spec.thresholds,
+    )
+    arms = reviewer_arms(data, spec, basis)
+    medians = _median_by_group(basis.reviewer_index, data.seconds, len(basis.reviewers))
+    n_reviewers = len(basis.reviewers)
+    answered = np.bincount(basis.reviewer_index, weights=basis.answered, minlength=n_reviewers)
+    agree = np.bincount(basis.reviewer_index, weights=basis.agrees, minlength=n_reviewers)
+    position = {int(reviewer): i for i, reviewer in enumerate(basis.reviewers)}
+    for row in rows:
+        i = position[row["reviewer"]]
+        row["arm"] = arms[i]
+        row["dwell"] = {"median_seconds": finite_or_none(medians[i]), "n": int(answered[i]), "agree": int(agree[i])}
+    return rows
+
+
+def reviewer_arms(data: LabelData, spec: StudySpec, basis: LabelBasis) -> list[str]:
+    """Each reviewer's arm name: the same on every label between subjects; "several" within."""
+    names = {arm.id: arm.name for arm in spec.arms}
+    lowest = np.full(len(basis.reviewers), np.iinfo(np.int64).max)
+    highest = np.full(len(basis.reviewers), np.iinfo(np.int64).min)
+    np.minimum.at(lowest, basis.reviewer_index, data.arm)
+    np.maximum.at(highest, basis.reviewer_index, data.arm)
+    return [names.get(int(low), "") if low == high else "several" for low, high in zip(lowest, highest, strict=True)]
 
 
 def _binned(values: np.ndarray) -> np.ndarray:
