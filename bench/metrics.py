@@ -23,7 +23,7 @@ metrics have something to find:
 - time on an item is lognormal around the reading floor (word_count / 238 wpm), so some
   decisions are faster than the floor; submissions spread over a few days.
 
-Then it times ``metric_run_request`` + ``metric_run_execute`` in this process (what the
+Then it times ``metric_run_request`` + ``jobs.job_run`` in this process (what the
 Celery task does, without a worker; the broker is ``memory://`` so nothing reaches a real
 one), ``--runs`` times, deleting the previous MetricRun between runs so the request is
 not skipped as unchanged. It checks the result, records the phase timings the run
@@ -436,8 +436,9 @@ def peak_rss_mb() -> float:
 
 def one_run(study) -> dict:
     """request + execute, as the view and the Celery task do them, timed end to end."""
+    from reviewapp.jobs import job_run
     from reviewapp.metrics.models import MetricRun
-    from reviewapp.metrics.services import metric_run_execute, metric_run_request
+    from reviewapp.metrics.services import metric_run_request
 
     # An unchanged study is skipped on purpose (same watermark): forget earlier runs.
     MetricRun.objects.filter(study=study).delete()
@@ -448,7 +449,7 @@ def one_run(study) -> dict:
     run, created = metric_run_request(study=study)
     requested = time.perf_counter()
     assert created and run is not None, "metric_run_request did not queue a run"
-    run = metric_run_execute(run_id=run.pk)
+    run = job_run(MetricRun, run.pk)
     finished = time.perf_counter()
     return {
         "run": run,
@@ -560,7 +561,7 @@ def report(args: argparse.Namespace, seeding: dict, runs: list[dict], database: 
         f"{args.reviewers} reviewers a third per arm, {len(ARMS)} arms (control, recommendation, "
         f"recommendation + rationale), the default approve/reject schema, {args.labels:,} submitted labels "
         f"({args.labels // args.reviewers:,} per reviewer). A run = `metric_run_request` then "
-        "`metric_run_execute` in one process, as the view and the Celery task call them (no worker; "
+        "`jobs.job_run` in one process, as the view and the Celery task call them (no worker; "
         "the broker is `memory://`); the previous MetricRun is deleted before each run so it is not "
         "skipped as unchanged.",
         "",

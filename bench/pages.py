@@ -13,7 +13,7 @@ at a small size):
 - ``REVIEWERS`` reviewers allocated by the app (``enrolment_create``), who share the
   labels equally (one label per item and arm at most), submitted over 30 days;
 - live leases for a few reviewers, three ingest jobs (one running), a computed metric
-  run (``metric_run_request`` + ``metric_run_execute`` in this process).
+  run (``metric_run_request`` + ``jobs.job_run`` in this process).
 
 The labels follow the items: 10,000 at the small size, 1,000,000 at the large one, so
 each of the 50 reviewers has 200 or 20,000. Then, logged in as each study's researcher
@@ -262,7 +262,9 @@ def seed_study(
     from django.contrib.auth.hashers import make_password
     from django.db import transaction
 
-    from reviewapp.metrics.services import metric_run_execute, metric_run_request
+    from reviewapp.jobs import job_run
+    from reviewapp.metrics.models import MetricRun
+    from reviewapp.metrics.services import metric_run_request
     from reviewapp.queue.services import quotas_sync
     from reviewapp.studies.models import Study
     from reviewapp.studies.services import arms_apply_preset, audit, enrolment_create
@@ -329,7 +331,7 @@ def seed_study(
         lap("vacuum analyze")
     if compute_metrics:
         run, _ = metric_run_request(study=study)
-        run = metric_run_execute(run_id=run.pk)
+        run = job_run(MetricRun, run.pk)
         assert run.status == "succeeded", run.error
         lap("metric run")
     return {"study_id": study.pk, "seconds": round(time.perf_counter() - started, 1), "detail": detail}

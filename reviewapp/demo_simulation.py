@@ -18,7 +18,9 @@ from django.db import connection
 
 from reviewapp.ingest.parsing import parse_jsonl
 from reviewapp.ingest.services import items_ingest
+from reviewapp.jobs import job_run
 from reviewapp.metrics import services as metrics
+from reviewapp.metrics.models import MetricRun
 from reviewapp.queue.models import Label
 from reviewapp.queue.services import claim_next, label_submit
 from reviewapp.studies.models import Enrolment, Study
@@ -56,7 +58,7 @@ def simulated_study(admin, log) -> Study | None:
     study.save(update_fields=["status"])
     run, _ = metrics.metric_run_request(study=study, actor=admin)
     if run is not None:
-        metrics.metric_run_execute(run_id=run.pk)
+        job_run(MetricRun, run.pk)
     log(f"Simulated study '{SIMULATED_SLUG}': {count} labels by {len(reviewers)} simulated reviewers.")
     return study
 

@@ -222,8 +222,8 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # to a second worker; a worker killed mid-job is found much sooner by the recovery sweep
     # below, which does not wait for this timeout.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 5 * 60}
-# Recovery sweep (reviewapp/jobs.py): every JOBS_RECOVER_SECONDS each app re-enqueues its
-# jobs whose message was lost: still queued JOBS_REQUEUE_AFTER_SECONDS after they were
+# Recovery sweep (reviewapp/jobs.py): every JOBS_RECOVER_SECONDS the jobs of every kind whose
+# message was lost are published again: still queued JOBS_REQUEUE_AFTER_SECONDS after they were
 # created (the broker was down when they were requested), or running with nobody holding
 # their lock (the worker died). A duplicate message is harmless: jobs check state first.
 JOBS_RECOVER_SECONDS = env.float("JOBS_RECOVER_SECONDS", default=60.0)
@@ -256,16 +256,8 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": 3600.0,
     },
     # Jobs whose broker message was lost (broker down, worker killed) are enqueued again.
-    "metrics-recover-runs": {
-        "task": "reviewapp.metrics.tasks.recover_runs",
-        "schedule": JOBS_RECOVER_SECONDS,
-    },
-    "ingest-recover-jobs": {
-        "task": "reviewapp.ingest.tasks.recover_jobs",
-        "schedule": JOBS_RECOVER_SECONDS,
-    },
-    "reports-recover-jobs": {
-        "task": "reviewapp.reports.tasks.recover_jobs",
+    "jobs-recover": {
+        "task": "reviewapp.jobs.recover_jobs",
         "schedule": JOBS_RECOVER_SECONDS,
     },
 }

@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
+from reviewapp.jobs import Job
 from reviewapp.rendering import reveal_hidden_characters
 from reviewapp.studies.models import IngestToken, Study
 
@@ -78,14 +79,12 @@ class Item(models.Model):
         return self.ai_recommendation == self.gold_label
 
 
-class IngestJob(models.Model):
-    """A file ingested in the background by a Celery worker, with its progress."""
+class IngestJob(Job):
+    """A file ingested in the background by a Celery worker, with its progress (reviewapp/jobs.py)."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
+    KIND = "ingest"
+    LOCK = 7_341_003
+    WORK = "reviewapp.ingest.services.ingest_job_work"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="ingest_jobs")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -96,28 +95,20 @@ class IngestJob(models.Model):
     format_hint = models.CharField(max_length=16, blank=True, choices=SourceFormat.choices)
     # Import the valid records and report the rest, instead of all-or-nothing.
     skip_invalid = models.BooleanField(default=False)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     bytes_done = models.BigIntegerField(default=0)
     records_seen = models.PositiveIntegerField(default=0)
     created_count = models.PositiveIntegerField(default=0)
     duplicate_count = models.PositiveIntegerField(default=0)
     error_count = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)
+    # The outcome, as the uploader reads it: "3 records: 3 created", or why the file was refused.
     message = models.TextField(blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    created_at = models.DateTimeField(db_default=Now())
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return reveal_hidden_characters(f"{self.filename} ({self.status})")
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
 
     @property
     def progress_percent(self) -> int:

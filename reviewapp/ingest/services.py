@@ -17,7 +17,6 @@ sending it again skips what the winner stored.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -27,19 +26,11 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.models import F, Max
-from django.utils import timezone
+from django.db.models import Max
 from psycopg.copy import QueuedLibpqWriter
 from psycopg.errors import UniqueViolation
 
-from reviewapp.jobs import (
-    advisory_lock_free,
-    advisory_lock_release,
-    advisory_lock_take,
-    enqueue,
-    enqueue_on_commit,
-    requeue_cutoff,
-)
+from reviewapp.jobs import JobProgress, TransientJobError, job_enqueue_on_commit, job_finish
 from reviewapp.queue.services import cursors_pull_back, quotas_sync
 from reviewapp.studies.models import AuditEvent, Study
 from reviewapp.studies.schema import decision_field, schema_errors, value_error
@@ -51,8 +42,6 @@ from .parsing import BodyError, DecisionCheck, ItemRecord, ParseResult, RecordEr
 logger = logging.getLogger(__name__)
 
 MAX_ERRORS_KEPT = 1000
-# Namespace of the advisory lock held while a worker runs an ingest job (reviewapp/jobs.py).
-INGEST_LOCK = 7_341_003
 DEFAULT_BATCH_SIZE = 2000
 COPY_COLUMNS = (
     "study_id",
@@ -297,7 +286,7 @@ class _ItemCopy:
             )
 
 
-# --- background ingest jobs ---------------------------------------------------------
+# --- background ingest jobs (the kind "ingest" of reviewapp/jobs.py) -------------------
 
 
 def ingest_job_create(
@@ -310,9 +299,7 @@ def ingest_job_create(
     created_by=None,
     token=None,
 ) -> IngestJob:
-    """Record an uploaded file and enqueue its ingest once the row is committed."""
-    from .tasks import run_ingest_job
-
+    """Record an uploaded file and run its ingest on a worker once the row is committed."""
     job = IngestJob.objects.create(
         study=study,
         filename=filename[:255],
@@ -323,84 +310,19 @@ def ingest_job_create(
         created_by=created_by,
         token=token,
     )
-    # The worker must find the job row: enqueue only after the transaction commits
-    # (and never, if it rolls back). A broker outage leaves the job queued for the sweep.
-    enqueue_on_commit(run_ingest_job, job.pk)
+    job_enqueue_on_commit(job)
     return job
 
 
-def ingest_jobs_recover(*, now=None) -> list[int]:
-    """Enqueue again the unfinished jobs whose message was lost; returns their ids.
+def ingest_job_work(job: IngestJob, progress: JobProgress) -> None:
+    """The work of an ingest job (run by reviewapp/jobs.py, which claims and retries it).
 
-    Queued since before JOBS_REQUEUE_AFTER_SECONDS: requested while the broker was down.
-    Running with its advisory lock free: the worker that held it is gone (PostgreSQL drops
-    a dead session's locks, and rolls its uncommitted items back). A second message for a
-    live job finds the lock taken and leaves the job to its worker.
+    The items and the job's outcome commit in one transaction, so a worker that dies mid-job
+    leaves either everything (the job reads 'succeeded') or nothing (a rerun starts again from
+    scratch). A file that cannot be read, or a strict ingest with bad records, fails the job
+    with its reason; either way the upload is deleted and the ingest is audited.
     """
-    from .tasks import run_ingest_job
-
-    lost = []
-    cutoff = requeue_cutoff(now)
-    active = IngestJob.objects.filter(status__in=[IngestJob.Status.QUEUED, IngestJob.Status.RUNNING])
-    for job in active.only("pk", "status", "created_at"):
-        if job.status == IngestJob.Status.QUEUED:
-            if job.created_at < cutoff:
-                lost.append(job.pk)
-        elif advisory_lock_free(INGEST_LOCK, job.pk):
-            lost.append(job.pk)
-    for job_id in lost:
-        logger.warning("ingest job %s lost its message; enqueueing it again", job_id)
-        enqueue(run_ingest_job, job_id)
-    return lost
-
-
-def ingest_job_run(*, job_id: int) -> IngestJob | None:
-    """Run one ingest job. Safe to call twice: a finished job is left alone, and a job
-    another worker holds is left to it.
-
-    The claim is a session-level advisory lock, never a lock on the job's row: the row must
-    stay writable so the job's progress (written on a second connection while the items'
-    transaction is open) reaches the page that polls it. Holding the row would make the job
-    wait on itself at its first progress write, for ever.
-
-    The items and the job's final status commit in one transaction, so a worker that dies
-    mid-job leaves either everything (the job reads 'succeeded') or nothing (a redelivered
-    task starts again from scratch).
-    """
-    if not advisory_lock_take(INGEST_LOCK, job_id):
-        logger.info("ingest job %s is being run by another worker", job_id)
-        return IngestJob.objects.filter(pk=job_id).first()
-    try:
-        job = _ingest_job_claim(job_id)
-        if job is None or job.is_finished:
-            return job
-        job = _ingest_job_execute(job)
-    finally:
-        advisory_lock_release(INGEST_LOCK, job_id)
-    _remove_upload(job)
-    AuditEvent.objects.create(
-        study=job.study,
-        actor=job.created_by,
-        action="ingest.job",
-        detail={"job": job.pk, "status": job.status, "created": job.created_count, "errors": job.error_count},
-    )
-    return job
-
-
-def _ingest_job_claim(job_id: int) -> IngestJob | None:
-    """Mark the job running (one more attempt), committed at once so the page shows it."""
-    job = IngestJob.objects.select_related("study").filter(pk=job_id).first()
-    if job is None or job.is_finished:
-        return job
-    IngestJob.objects.filter(pk=job_id).update(
-        status=IngestJob.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1, bytes_done=0
-    )
-    job.refresh_from_db()
-    return job
-
-
-def _ingest_job_execute(job: IngestJob) -> IngestJob:
-    progress = JobProgress(job.pk)
+    progress.update(bytes_done=0, force=True)
     try:
         with transaction.atomic():
             results = parse_file(
@@ -408,86 +330,36 @@ def _ingest_job_execute(job: IngestJob) -> IngestJob:
                 format_hint=job.format_hint or None,
                 decision_check=decision_check_for(job.study),
                 max_record_bytes=settings.INGEST_MAX_RECORD_BYTES,
-                on_bytes=progress.bytes_done,
+                on_bytes=lambda position: progress.update(bytes_done=position),
             )
             outcome = items_ingest(
                 study=job.study,
                 results=results,
                 skip_invalid=job.skip_invalid,
                 ingest_job_id=job.pk,
-                on_batch=progress.counts,
+                on_batch=lambda o: progress.update(records_seen=o.seen, error_count=o.error_count),
             )
-            _finish_job(job, outcome)
+            job_finish(
+                job,
+                failed=outcome.rejected,
+                records_seen=outcome.seen,
+                created_count=outcome.created,
+                duplicate_count=outcome.duplicates,
+                error_count=outcome.error_count,
+                errors=[e.as_dict() for e in outcome.errors],
+                message=outcome.summary(),
+                bytes_done=job.size_bytes,
+            )
     except BodyError as exc:
-        IngestJob.objects.filter(pk=job.pk).update(
-            status=IngestJob.Status.FAILED, message=str(exc), finished_at=timezone.now()
-        )
-    finally:
-        progress.close()
+        job_finish(job, failed=True, message=str(exc))
+    except ConcurrentIngestError as exc:
+        # Another ingest stored some of these ids meanwhile: trying again skips them.
+        raise TransientJobError(str(exc)) from exc
     job.refresh_from_db()
-    return job
-
-
-def _finish_job(job: IngestJob, outcome: IngestOutcome) -> None:
-    """Store the outcome in the items' transaction: both commit, or neither."""
-    IngestJob.objects.filter(pk=job.pk).update(
-        status=IngestJob.Status.FAILED if outcome.rejected else IngestJob.Status.SUCCEEDED,
-        records_seen=outcome.seen,
-        created_count=outcome.created,
-        duplicate_count=outcome.duplicates,
-        error_count=outcome.error_count,
-        errors=[e.as_dict() for e in outcome.errors],
-        message=outcome.summary(),
-        bytes_done=job.size_bytes,
-        finished_at=timezone.now(),
+    Path(job.stored_path).unlink(missing_ok=True)
+    AuditEvent.objects.create(
+        study=job.study,
+        actor=job.created_by,
+        action="ingest.job",
+        detail={"job": job.pk, "status": job.status, "created": job.created_count, "errors": job.error_count},
     )
-
-
-def ingest_job_fail(*, job_id: int, message: str) -> None:
-    """Mark a job failed for good (called when retries are exhausted)."""
-    IngestJob.objects.filter(pk=job_id).exclude(
-        status__in=[IngestJob.Status.SUCCEEDED, IngestJob.Status.FAILED]
-    ).update(status=IngestJob.Status.FAILED, message=message[:2000], finished_at=timezone.now())
-
-
-def _remove_upload(job: IngestJob) -> None:
-    if job.is_finished:
-        Path(job.stored_path).unlink(missing_ok=True)
-
-
-class JobProgress:
-    """Progress written on its own connection, so others see it while the job's
-    transaction is still open (they would not see writes made inside it).
-
-    Raw SQL because the ORM only speaks through registered aliases; the table name
-    is our own model's, never input.
-    """
-
-    MIN_INTERVAL = 0.5
-
-    def __init__(self, job_id: int) -> None:
-        self.job_id = job_id
-        self._connection = connections.create_connection(DEFAULT_DB_ALIAS)
-        self._last = 0.0
-
-    def _update(self, sql: str, params: list, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last < self.MIN_INTERVAL:
-            return
-        self._last = now
-        with self._connection.cursor() as cursor:
-            cursor.execute(sql, params)
-
-    def bytes_done(self, position: int) -> None:
-        sql = f"UPDATE {IngestJob._meta.db_table} SET bytes_done = %s WHERE id = %s AND status = 'running'"  # noqa: S608
-        self._update(sql, [position, self.job_id])
-
-    def counts(self, outcome: IngestOutcome) -> None:
-        self._update(
-            f"UPDATE {IngestJob._meta.db_table} SET records_seen = %s, error_count = %s "  # noqa: S608
-            "WHERE id = %s AND status = 'running'",
-            [outcome.seen, outcome.error_count, self.job_id],
-        )
-
-    def close(self) -> None:
-        self._connection.close()

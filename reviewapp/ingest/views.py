@@ -281,4 +281,6 @@ def _job_json(job: IngestJob, slug: str) -> dict:
         "error_count": job.error_count,
         "errors": job.errors,
         "message": job.message,
+        "note": job.note,
+        "error": job.error,
     }

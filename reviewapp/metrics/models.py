@@ -5,43 +5,34 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Now
 
+from reviewapp.jobs import Job
 from reviewapp.studies.models import Study
 
 
-class MetricRun(models.Model):
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
+class MetricRun(Job):
+    """One computation of a study's metrics, run as a background job (reviewapp/jobs.py)."""
+
+    KIND = "metrics"
+    LOCK = 7_341_002
+    WORK = "reviewapp.metrics.services.metric_run_work"
 
     class Trigger(models.TextChoices):
         MANUAL = "manual"
         SCHEDULE = "schedule"
 
-    ACTIVE = (Status.QUEUED, Status.RUNNING)
-
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="metric_runs")
     kind = models.CharField(max_length=32, default="study")
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     # Resamples, confidence level, thresholds, seed: enough to reproduce the numbers.
     parameters = models.JSONField(default=dict)
     # What the data looked like: the newest label id, how many labels, when the study
     # was last edited. A run with the same watermark as the last success is skipped.
     watermark = models.JSONField(default=dict)
     progress = models.PositiveSmallIntegerField(default=0)
-    progress_message = models.CharField(max_length=200, blank=True)
     timings = models.JSONField(default=dict, blank=True)
     result = models.JSONField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    created_at = models.DateTimeField(db_default=Now())
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -56,10 +47,6 @@ class MetricRun(models.Model):
 
     def __str__(self) -> str:
         return f"metrics of {self.study_id} ({self.status})"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in self.ACTIVE
 
     @property
     def seconds(self) -> float | None:

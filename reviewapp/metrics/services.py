@@ -1,26 +1,18 @@
-"""Metric runs: request one (skipped when nothing changed), execute it, record failure.
+"""Metric runs: request one (skipped when nothing changed), and its work.
 
-A run is a row; the result is stored on it in the same UPDATE that marks it succeeded,
-so a redelivered or repeated task cannot store results twice. At most one run per
-study is queued or running (a partial unique index); a second request finds it.
+A run is a job of the kind "metrics" (reviewapp/jobs.py runs, retries and recovers it); the
+result is stored on it in the same UPDATE that marks it succeeded, so a redelivered or
+repeated task cannot store results twice. At most one run per study is queued or running
+(a partial unique index); a second request finds it.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
-from reviewapp.jobs import (
-    advisory_lock_free,
-    advisory_lock_release,
-    advisory_lock_take,
-    enqueue,
-    enqueue_on_commit,
-    requeue_cutoff,
-)
+from reviewapp.jobs import JobProgress, job_enqueue_on_commit, job_finish
 from reviewapp.studies.models import AuditEvent, Study
 
 from .compute import ArmSpec, FieldSpec, StudySpec, study_metrics
@@ -28,13 +20,8 @@ from .loading import data_watermark, labels_load
 from .models import MetricRun
 from .stats.rubber_stamp import DEFAULT_THRESHOLDS
 
-logger = logging.getLogger(__name__)
-
 N_RESAMPLES = 1000
 CONFIDENCE = 0.95
-# Namespace of the advisory lock held while a run computes, so a duplicate delivery of
-# the same task waits out instead of computing in parallel.
-RUN_LOCK = 7_341_002
 
 
 def study_spec(study: Study) -> StudySpec:
@@ -88,8 +75,6 @@ def metric_run_request(
     when nothing changed (created False); or (None, False) for a study without labels
     and no run yet, where there is nothing to compute.
     """
-    from .tasks import compute_metrics
-
     if (run := active_run(study)) is not None:
         return run, False
     watermark = data_watermark(study)
@@ -109,63 +94,17 @@ def metric_run_request(
             )
             if actor is not None:
                 AuditEvent.objects.create(study=study, actor=actor, action="metrics.requested", detail={"run": run.pk})
-            enqueue_on_commit(compute_metrics, run.pk)
+            job_enqueue_on_commit(run)
     except IntegrityError:
         # Another request queued one between our check and our insert.
         return active_run(study), False
     return run, True
 
 
-def metric_run_execute(*, run_id: int) -> MetricRun | None:
-    """Compute a queued run and store its result; a no-op for a finished run.
-
-    The advisory lock is taken before the run is touched and held until it is finished, so
-    a duplicate delivery leaves a run in progress alone, and a run that says running while
-    nobody holds its lock was left by a worker that died (see ``metric_runs_recover``).
-    """
-    if not advisory_lock_take(RUN_LOCK, run_id):
-        logger.info("metric run %s is being computed by another worker", run_id)
-        return MetricRun.objects.filter(pk=run_id).first()
-    try:
-        with transaction.atomic():
-            run = MetricRun.objects.select_for_update().filter(pk=run_id).first()
-            if run is None or not run.is_active:
-                return run  # deleted, or finished by an earlier delivery of this task
-            run.status = MetricRun.Status.RUNNING
-            run.started_at = run.started_at or timezone.now()
-            run.attempts += 1
-            run.progress, run.progress_message = 1, "Loading labels"
-            run.save(update_fields=["status", "started_at", "attempts", "progress", "progress_message"])
-        return _compute(run)
-    finally:
-        advisory_lock_release(RUN_LOCK, run_id)
-
-
-def metric_runs_recover(*, now=None) -> list[int]:
-    """Enqueue again the active runs whose message was lost; returns their ids.
-
-    A queued run older than JOBS_REQUEUE_AFTER_SECONDS was requested while the broker was
-    down, or its message went with a dead worker; a running run whose advisory lock is
-    free has no worker any more (PostgreSQL drops a dead session's locks). Sending a live
-    run's message twice does no harm: ``metric_run_execute`` locks and checks first.
-    """
-    from .tasks import compute_metrics
-
-    cutoff = requeue_cutoff(now)
-    lost = []
-    for run in MetricRun.objects.filter(status__in=MetricRun.ACTIVE).only("pk", "status", "created_at"):
-        if run.status == MetricRun.Status.QUEUED:
-            if run.created_at < cutoff:
-                lost.append(run.pk)
-        elif advisory_lock_free(RUN_LOCK, run.pk):
-            lost.append(run.pk)
-    for run_id in lost:
-        logger.warning("metric run %s lost its message; enqueueing it again", run_id)
-        enqueue(compute_metrics, run_id)
-    return lost
-
-
-def _compute(run: MetricRun) -> MetricRun:
+def metric_run_work(run: MetricRun, progress: JobProgress) -> None:
+    """The work of a metric run (run by reviewapp/jobs.py, which claims and retries it): load
+    the labels, compute, and store the result in the same UPDATE that finishes the run."""
+    progress.update(progress=1, note="Loading labels", force=True)
     study = Study.objects.get(pk=run.study_id)
     started = time.perf_counter()
     # The watermark is taken again with the data: labels that arrived since the request
@@ -173,45 +112,13 @@ def _compute(run: MetricRun) -> MetricRun:
     watermark = data_watermark(study)
     data = labels_load(study)
     load_seconds = time.perf_counter() - started
-
-    def progress(percent: int, message: str) -> None:
-        MetricRun.objects.filter(pk=run.pk, status=MetricRun.Status.RUNNING).update(
-            progress=percent, progress_message=message[:200]
-        )
-
-    progress(3, f"Loaded {len(data):,} labels")
-    result = study_metrics(data, study_spec(study), progress)
+    progress.update(progress=3, note=f"Loaded {len(data):,} labels", force=True)
+    result = study_metrics(
+        data, study_spec(study), lambda percent, message: progress.update(progress=percent, note=message[:200])
+    )
     timings = {
         "load_seconds": round(load_seconds, 3),
         **result.pop("timings"),
         "total_seconds": round(time.perf_counter() - started, 3),
     }
-    # Stored only if the run is still ours to finish: a duplicate delivery that got here
-    # second updates nothing.
-    updated = MetricRun.objects.filter(pk=run.pk, status=MetricRun.Status.RUNNING).update(
-        status=MetricRun.Status.SUCCEEDED,
-        result=result,
-        watermark=watermark,
-        timings=timings,
-        progress=100,
-        progress_message="Done",
-        error="",
-        finished_at=timezone.now(),
-    )
-    if updated != 1:
-        logger.info("metric run %s was finished elsewhere; result discarded", run.pk)
-    run.refresh_from_db()
-    return run
-
-
-def metric_run_retrying(*, run_id: int, message: str) -> None:
-    """Record a failed attempt that will be retried: the run stays active, with the error."""
-    MetricRun.objects.filter(pk=run_id, status__in=MetricRun.ACTIVE).update(
-        status=MetricRun.Status.QUEUED, error=message[:5000], progress_message="Retrying after an error"
-    )
-
-
-def metric_run_fail(*, run_id: int, message: str) -> None:
-    MetricRun.objects.filter(pk=run_id, status__in=MetricRun.ACTIVE).update(
-        status=MetricRun.Status.FAILED, error=message[:5000], finished_at=timezone.now(), progress_message="Failed"
-    )
+    job_finish(run, result=result, watermark=watermark, timings=timings, progress=100)

@@ -174,7 +174,7 @@ def export_job_create(request: HttpRequest, slug: str) -> HttpResponse:
     job, created = services.export_job_create(
         study=study, report=report, fmt=fmt, actor=request.user, rows_total=services.row_count(study, report)
     )
-    # Read after the commit that published it; its note is in the JSON as "error" too.
+    # Read after the commit that published it; its note is in the JSON too.
     waiting = waiting_for_broker(job)
     if "application/json" in request.headers.get("Accept", ""):
         # A program: the job's status and, once done, its download URL.
@@ -226,6 +226,7 @@ def _job_json(job: ExportJob) -> dict:
         "rows_total": job.rows_total,
         "progress_percent": job.progress_percent,
         "size_bytes": job.size_bytes,
+        "note": job.note,
         "error": job.error,
         "filename": job.filename,
         "status_url": reverse("study-export-job-status", args=[slug, job.pk]),

@@ -5,12 +5,18 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Now
 
+from reviewapp.jobs import Job
 from reviewapp.studies.models import Study
 
 
-class ExportJob(models.Model):
+class ExportJob(Job):
+    """A large report written to a private file by a background job (reviewapp/jobs.py)."""
+
+    KIND = "export"
+    LOCK = 7_341_006
+    WORK = "reviewapp.reports.services.export_job_work"
+
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
@@ -43,11 +49,6 @@ class ExportJob(models.Model):
     # The name the download gets: <slug>-<report>-<date>.<ext>.
     filename = models.CharField(max_length=255)
     size_bytes = models.BigIntegerField(default=0)
-    error = models.TextField(blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    created_at = models.DateTimeField(db_default=Now())
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -63,10 +64,6 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.report}.{self.format} of {self.study_id} ({self.status})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in self.FINISHED
 
     @property
     def is_downloadable(self) -> bool:

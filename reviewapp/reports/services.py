@@ -5,17 +5,16 @@ Labels and items are read with a server-side cursor (a named cursor inside a tra
 rows a study has. The query does the formatting that is cheap in SQL (ISO times, JSON
 values as their JSON text) and Python only neutralizes text cells (exports.RowFormat).
 
-An export job writes its file under a temporary name and renames it when complete, so a
-file that exists is whole; a job is claimed under an advisory lock and a row lock, so a
-redelivered task for a finished job does nothing and a restarted one starts again from
-scratch.
+An export job (the kind "export" of reviewapp/jobs.py, which claims, retries and recovers
+it) writes its file under a temporary name and renames it when complete, so a file that
+exists is whole; a redelivered task for a finished job does nothing and a restarted one
+starts again from scratch.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,19 +23,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from psycopg import sql
 
 from reviewapp.ingest.models import Item
-from reviewapp.jobs import (
-    advisory_lock_free,
-    advisory_lock_release,
-    advisory_lock_take,
-    enqueue,
-    enqueue_on_commit,
-    requeue_cutoff,
-)
+from reviewapp.jobs import JobProgress, job_enqueue_on_commit, job_finish
 from reviewapp.metrics.models import MetricRun
 from reviewapp.metrics.services import latest_run
 from reviewapp.queue import tallies
@@ -52,8 +44,6 @@ logger = logging.getLogger(__name__)
 
 # Rows per FETCH from the server-side cursor, and per bytes chunk of the response.
 ROW_CHUNK = 2000
-# Namespace of the advisory lock held while a job writes its file.
-EXPORT_LOCK = 7_341_006
 NO_METRICS = "No metrics computed yet; compute them on the study page."
 
 
@@ -264,8 +254,6 @@ def active_job(study: Study, report: str, fmt: str) -> ExportJob | None:
 def export_job_create(*, study: Study, report: str, fmt: str, actor, rows_total: int = 0) -> tuple[ExportJob, bool]:
     """Queue a job that writes the report to a file; (job, created). A job for the same
     report and format that is still queued or running is returned instead of a second one."""
-    from .tasks import run_export_job
-
     if (job := active_job(study, report, fmt)) is not None:
         return job, False
     export_dir = Path(settings.EXPORT_DIR)
@@ -284,96 +272,41 @@ def export_job_create(*, study: Study, report: str, fmt: str, actor, rows_total:
                 filename=exports.export_filename(study.slug, report, day, fmt),
             )
             export_logged(study=study, actor=actor, report=report, fmt=fmt, mode="job", rows=rows_total, job=job.pk)
-            # The worker must find the job row: enqueue once it is committed. A broker
-            # outage leaves the job queued for the recovery sweep.
-            enqueue_on_commit(run_export_job, job.pk)
+            job_enqueue_on_commit(job)
     except IntegrityError:
         # Another request queued the same export between our check and our insert.
         return active_job(study, report, fmt), False
     return job, True
 
 
-def export_job_run(*, job_id: int) -> ExportJob | None:
-    """Write one job's file. A finished job is left alone; a running one (its worker died
-    and the task was redelivered) is written again from scratch."""
-    if not advisory_lock_take(EXPORT_LOCK, job_id):
-        logger.info("export job %s is being written by another worker", job_id)
-        return ExportJob.objects.filter(pk=job_id).first()
-    try:
-        with transaction.atomic():
-            job = ExportJob.objects.select_for_update().select_related("study").filter(pk=job_id).first()
-            if job is None or job.is_finished:
-                return job
-            job.status = ExportJob.Status.RUNNING
-            job.started_at = timezone.now()
-            job.attempts += 1
-            job.rows_done = 0
-            job.rows_total = row_count(job.study, job.report)
-            job.error = ""
-            job.save(update_fields=["status", "started_at", "attempts", "rows_done", "rows_total", "error"])
-        return _write(job)
-    finally:
-        advisory_lock_release(EXPORT_LOCK, job_id)
+def export_job_work(job: ExportJob, progress: JobProgress) -> None:
+    """The work of an export job (run by reviewapp/jobs.py, which claims and retries it).
 
-
-def export_jobs_recover(*, now=None) -> list[int]:
-    """Enqueue again the unfinished jobs whose message was lost; returns their ids.
-
-    Queued since before JOBS_REQUEUE_AFTER_SECONDS (the broker was down when it was
-    requested), or running with its advisory lock free (the worker writing it died; a
-    rerun writes the file again from scratch under a new temporary name).
-    """
-    from .tasks import run_export_job
-
-    lost = []
-    cutoff = requeue_cutoff(now)
-    active = ExportJob.objects.filter(status__in=[ExportJob.Status.QUEUED, ExportJob.Status.RUNNING])
-    for job in active.only("pk", "status", "created_at"):
-        if job.status == ExportJob.Status.QUEUED:
-            if job.created_at < cutoff:
-                lost.append(job.pk)
-        elif advisory_lock_free(EXPORT_LOCK, job.pk):
-            lost.append(job.pk)
-    for job_id in lost:
-        logger.warning("export job %s lost its message; enqueueing it again", job_id)
-        enqueue(run_export_job, job_id)
-    return lost
-
-
-def _write(job: ExportJob) -> ExportJob:
+    The file is written under a fresh temporary name per attempt and renamed when complete,
+    so a file that exists is whole and a half-written one is never mistaken for the export."""
+    rows_total = row_count(job.study, job.report)
+    progress.update(rows_done=0, rows_total=rows_total, force=True)
     final = Path(job.file_path)
     final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # A fresh temporary name per attempt: a half-written file is never mistaken for the export.
     temp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.part")
-    progress = JobProgress(job.pk)
+    rows = 0
+
+    def written(count: int) -> None:
+        nonlocal rows
+        rows += count
+        progress.update(rows_done=rows)
+
     try:
         descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "wb") as out:
-            for chunk in row_stream(row_source(job.study, job.report), job.format, on_rows=progress.add):
+            for chunk in row_stream(row_source(job.study, job.report), job.format, on_rows=written):
                 out.write(chunk)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp, final)
     finally:
-        progress.close()
         temp.unlink(missing_ok=True)
-    # Finished only if still ours to finish (a duplicate delivery that got here second updates nothing).
-    updated = ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.RUNNING).update(
-        status=ExportJob.Status.SUCCEEDED,
-        rows_done=progress.rows,
-        size_bytes=final.stat().st_size,
-        finished_at=timezone.now(),
-    )
-    if updated != 1:
-        logger.info("export job %s was finished elsewhere", job.pk)
-    job.refresh_from_db()
-    return job
-
-
-def export_job_fail(*, job_id: int, message: str) -> None:
-    ExportJob.objects.filter(pk=job_id).exclude(status__in=ExportJob.FINISHED).update(
-        status=ExportJob.Status.FAILED, error=message[:5000], finished_at=timezone.now()
-    )
+    job_finish(job, rows_done=rows, rows_total=rows_total, size_bytes=final.stat().st_size)
 
 
 def exports_expire(*, now=None) -> int:
@@ -397,33 +330,3 @@ def exports_expire(*, now=None) -> int:
                 part.unlink(missing_ok=True)
                 removed += 1
     return removed
-
-
-class JobProgress:
-    """Rows written so far, stored on a connection of its own: the job reads its rows in a
-    transaction, and writes made inside it would not be seen by the page polling them.
-    Raw SQL because the ORM only speaks through registered aliases; the table name is our
-    own model's, never input."""
-
-    MIN_INTERVAL = 0.5
-
-    def __init__(self, job_id: int) -> None:
-        self.job_id = job_id
-        self.rows = 0
-        self._last = 0.0
-        self._connection = connections.create_connection(DEFAULT_DB_ALIAS)
-
-    def add(self, rows: int) -> None:
-        self.rows += rows
-        now = time.monotonic()
-        if now - self._last < self.MIN_INTERVAL:
-            return
-        self._last = now
-        with self._connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {ExportJob._meta.db_table} SET rows_done = %s WHERE id = %s AND status = 'running'",  # noqa: S608
-                [self.rows, self.job_id],
-            )
-
-    def close(self) -> None:
-        self._connection.close()

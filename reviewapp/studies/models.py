@@ -204,7 +204,7 @@ class AuditEvent(models.Model):
         db_constraint=False,
         related_name="+",
     )
-    actor_name = models.CharField(max_length=150, blank=True)
+    actor_name = models.CharField(max_length=150, blank=True, default="", db_default="")
     action = models.CharField(max_length=64)
     detail = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(db_default=Now())
@@ -252,9 +252,10 @@ class Enrolment(models.Model):
     # cookie, the client address and the user agent at sign-up (studies/devices.py). They
     # tell apart the participants of an open link as well as the web allows, so a second
     # account from the same browser is refused and look-alike sign-ups are shown.
-    device_hash = models.CharField(max_length=64, blank=True, db_index=True)
-    address_hash = models.CharField(max_length=64, blank=True)
-    agent_hash = models.CharField(max_length=64, blank=True)
+    # (With database defaults too: bulk loaders and SQL that name no such column still insert.)
+    device_hash = models.CharField(max_length=64, blank=True, default="", db_default="", db_index=True)
+    address_hash = models.CharField(max_length=64, blank=True, default="", db_default="")
+    agent_hash = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["study", "allocated_at", "id"]
@@ -281,7 +282,7 @@ class Invitation(models.Model):
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="invitations")
     label = models.CharField(max_length=100, blank=True, help_text="For you: e.g. 'pilot cohort'.")
     # A personal link: single use, and the account that joins through it has this address.
-    email = models.EmailField(blank=True)
+    email = models.EmailField(blank=True, default="", db_default="")
     token = models.CharField(max_length=64, unique=True, default=new_invitation_token, editable=False)
     # Copied onto the reviewer's profile on joining, e.g. {"experience": "expert"}.
     attributes = models.JSONField(default=dict, blank=True)

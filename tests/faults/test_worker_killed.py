@@ -30,8 +30,9 @@ import pytest
 from django.test import override_settings
 
 from bench import metrics as bench_metrics
+from reviewapp.jobs import jobs_recover
 from reviewapp.metrics.models import MetricRun
-from reviewapp.metrics.services import metric_run_request, metric_runs_recover
+from reviewapp.metrics.services import metric_run_request
 from reviewapp.reports.models import ExportJob
 from reviewapp.reports.services import export_job_create
 from reviewapp.studies.models import Study
@@ -78,8 +79,8 @@ class TestWorkerKilledMidJob:
             with celery_broker(private_redis.url):
                 # PostgreSQL ends the dead worker's session, and with it the run's lock, as
                 # soon as it notices the connection is gone.
-                found = wait_until(metric_runs_recover, 20, "the sweep to find the orphaned run", interval=0.2)
-            assert found == [run.pk]
+                found = wait_until(jobs_recover, 20, "the sweep to find the orphaned run", interval=0.2)
+            assert found == [("metrics", run.pk)]
             wait_until(lambda: status_of(MetricRun, run.pk) == "succeeded", 60, "the run to finish")
         finally:
             second.stop()

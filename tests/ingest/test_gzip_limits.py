@@ -13,7 +13,7 @@ from django.test import override_settings
 from reviewapp.ingest.files import ReadLimits, parse_file
 from reviewapp.ingest.models import IngestJob, Item
 from reviewapp.ingest.parsing import BodyError, ItemRecord
-from reviewapp.ingest.services import ingest_job_run
+from reviewapp.jobs import job_run
 from tests.ingest.test_parsing import record
 
 URL = "/api/studies/refunds/items"
@@ -128,7 +128,7 @@ class TestGzipLimits:
         )
         assert response.status_code == 202, response.content
         job = IngestJob.objects.get(pk=response.json()["job"])
-        _, peak = peak_while(lambda: ingest_job_run(job_id=job.pk))
+        _, peak = peak_while(lambda: job_run(IngestJob, job.pk))
         job.refresh_from_db()
         assert job.status == IngestJob.Status.FAILED
         assert "INGEST_GZIP_MAX_RATIO" in job.message, job.message

@@ -1,6 +1,6 @@
 """A background ingest shows its progress while it runs and never blocks the study's reviewers.
 
-The job runs in a thread of this process (what a worker does: ``ingest_job_run``), paused in
+The job runs in a thread of this process (what a worker does: ``jobs.job_run``), paused in
 the middle of its input by a gate in the record stream, with its items' transaction open.
 Meanwhile this test reads the job's row and does a reviewer's work on connections of its own,
 each under a lock timeout: waiting on the job's locks is a failure with the lock named, not
@@ -20,6 +20,7 @@ from django.contrib.auth.models import User
 from django.db import connection, connections
 from django.db.utils import OperationalError
 
+from reviewapp import jobs
 from reviewapp.ingest import services
 from reviewapp.ingest.models import IngestJob, Item
 from reviewapp.queue.models import ItemQuota, ReviewerCursor
@@ -69,12 +70,12 @@ def paused_job(upload, monkeypatch):
     gate = Gate()
     monkeypatch.setattr(services, "parse_file", gate.wrap(services.parse_file))
     # Every progress write goes out at once (a 150,000-record file reaches the interval anyway).
-    monkeypatch.setattr(services.JobProgress, "MIN_INTERVAL", 0.0)
+    monkeypatch.setattr(jobs.JobProgress, "MIN_INTERVAL", 0.0)
     failure: list[BaseException] = []
 
     def run() -> None:
         try:
-            services.ingest_job_run(job_id=upload.pk)
+            jobs.job_run(IngestJob, upload.pk)
         except BaseException as exc:  # reported by the test, not lost in the thread
             failure.append(exc)
         finally:
@@ -154,7 +155,7 @@ class TestIngestJobProgress:
         assert gate.reached.wait(timeout=30), failure
         # The broker hands the message out again (a redelivery) while the first worker works.
         started = time.monotonic()
-        second = services.ingest_job_run(job_id=job.pk)
+        second = jobs.job_run(IngestJob, job.pk)
         assert second.status == "running" and time.monotonic() - started < 15
         gate.open.set()
         thread.join(timeout=60)
@@ -165,7 +166,7 @@ class TestIngestJobProgress:
     def test_the_recovery_sweep_leaves_a_live_job_alone_and_requeues_one_whose_worker_died(self, paused_job, upload):
         job, gate, thread, failure = paused_job
         assert gate.reached.wait(timeout=30), failure
-        assert services.ingest_jobs_recover() == []  # its worker holds the lock
+        assert jobs.jobs_recover() == []  # its worker holds the lock
         gate.open.set()
         thread.join(timeout=60)
         # A job that says running while nobody holds its lock: its worker is gone.
@@ -173,13 +174,13 @@ class TestIngestJobProgress:
             study=job.study, filename="x.jsonl", stored_path=job.stored_path, status="running"
         )
         enqueued = []
-        original = services.enqueue
-        services.enqueue = lambda task, *args: enqueued.append(args) or True
+        original = jobs.enqueue
+        jobs.enqueue = lambda task, *args: enqueued.append(args) or True
         try:
-            assert services.ingest_jobs_recover() == [orphan.pk]
+            assert jobs.jobs_recover() == [("ingest", orphan.pk)]
         finally:
-            services.enqueue = original
-        assert enqueued == [(orphan.pk,)]
+            jobs.enqueue = original
+        assert enqueued == [("ingest", orphan.pk)]
 
 
 @pytest.fixture

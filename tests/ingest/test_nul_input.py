@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from reviewapp.ingest.models import IngestJob, Item
-from reviewapp.ingest.services import ingest_job_run
+from reviewapp.jobs import job_run
 from tests.ingest.test_parsing import record
 
 URL = "/api/studies/refunds/items"
@@ -51,7 +51,7 @@ class TestNulInIngestInput:
             "/api/studies/refunds/uploads", body, content_type=JSONL, HTTP_AUTHORIZATION=f"Bearer {token}"
         )
         job = IngestJob.objects.get(pk=response.json()["job"])
-        ingest_job_run(job_id=job.pk)  # was a DataError: the errors' jsonb held the id's NUL
+        job_run(IngestJob, job.pk)  # was a DataError: the errors' jsonb held the id's NUL
         job.refresh_from_db()
         assert job.status == IngestJob.Status.FAILED
         assert job.errors == [

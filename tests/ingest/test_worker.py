@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from reviewapp.ingest.models import IngestJob, Item
-from reviewapp.ingest.services import ingest_job_run
+from reviewapp.jobs import job_run
 from tests.ingest.test_parsing import record
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -41,7 +41,7 @@ class TestBackgroundIngest:
 
         # A redelivered task finds the job finished and writes nothing more.
         job = IngestJob.objects.get(pk=status["job"])
-        ingest_job_run(job_id=job.pk)
+        job_run(IngestJob, job.pk)
         job.refresh_from_db()
         assert (job.created_count, job.attempts) == (500, 1)
         assert Item.objects.filter(study=study).count() == 500

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from django.db import OperationalError
 
+from reviewapp.jobs import job_run, run_job
 from reviewapp.metrics import services
 from reviewapp.metrics.models import MetricRun
-from reviewapp.metrics.tasks import compute_metrics, refresh_running_studies
+from reviewapp.metrics.tasks import refresh_running_studies
 from tests.labelled_study import label_in_order
 from tests.queue.test_services import reviewers_by_arm
 
@@ -14,7 +16,7 @@ from tests.queue.test_services import reviewers_by_arm
 def computed(study) -> MetricRun:
     run, created = services.metric_run_request(study=study)
     assert created
-    return services.metric_run_execute(run_id=run.pk)
+    return job_run(MetricRun, run.pk)
 
 
 def arm(result: dict, name: str) -> dict:
@@ -81,37 +83,52 @@ class TestMetricRuns:
 
     def test_a_redelivered_task_leaves_the_stored_result_alone(self, labelled):
         run = computed(labelled)
-        compute_metrics.apply(args=[run.pk])
-        services.metric_run_execute(run_id=run.pk)
+        run_job.apply(args=["metrics", run.pk])
+        job_run(MetricRun, run.pk)
 
         again = MetricRun.objects.get(pk=run.pk)
         assert (again.result, again.attempts, again.finished_at) == (run.result, 1, run.finished_at)
         assert MetricRun.objects.filter(study=labelled).count() == 1
 
-    def test_a_failure_is_kept_with_its_message_and_retried_then_given_up(self, labelled, monkeypatch):
+    def test_a_database_outage_is_retried_then_given_up_with_its_message(self, labelled, monkeypatch):
         errors_seen = []
 
-        def broken(study):
+        def unreachable(study):
             # What the run showed while this attempt started: the previous attempt's error.
             errors_seen.append(MetricRun.objects.get(study=study).error)
-            raise RuntimeError("the label table is on fire")
+            raise OperationalError("server closed the connection unexpectedly")
 
-        monkeypatch.setattr(services, "labels_load", broken)
+        monkeypatch.setattr(services, "labels_load", unreachable)
         run, _ = services.metric_run_request(study=labelled)
 
         # Run eagerly, Celery executes each retry at once (the backoff applies on a worker).
-        compute_metrics.apply(args=[run.pk])
+        run_job.apply(args=["metrics", run.pk])
 
-        assert errors_seen == ["", *["RuntimeError: the label table is on fire"] * 3]
+        assert errors_seen == ["", *["OperationalError: server closed the connection unexpectedly"] * 4]
         run.refresh_from_db()
         assert run.status == "failed" and run.finished_at is not None and run.result is None
-        assert run.error == "Gave up after 4 attempts: RuntimeError: the label table is on fire"
+        assert run.error == "Gave up after 5 attempts: OperationalError: server closed the connection unexpectedly"
         # A failed run does not block the next request.
         assert services.metric_run_request(study=labelled)[1] is True
 
+    def test_a_bug_fails_the_run_at_once_with_its_message(self, labelled, monkeypatch):
+        attempts = []
+
+        def broken(study):
+            attempts.append(1)
+            raise KeyError("arm_id")
+
+        monkeypatch.setattr(services, "labels_load", broken)
+        run, _ = services.metric_run_request(study=labelled)
+        run_job.apply(args=["metrics", run.pk])
+
+        run.refresh_from_db()
+        assert (len(attempts), run.status, run.attempts) == (1, "failed", 1)
+        assert run.error == "Metrics failed: KeyError: 'arm_id'"
+
     def test_the_beat_task_queues_only_studies_that_changed(self, labelled):
         assert refresh_running_studies() == 1
-        services.metric_run_execute(run_id=MetricRun.objects.get().pk)
+        job_run(MetricRun, MetricRun.objects.get().pk)
         assert refresh_running_studies() == 0
         assert MetricRun.objects.get().trigger == "schedule"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import User
 
+from reviewapp.jobs import job_run
 from reviewapp.metrics import services
 from reviewapp.metrics.models import MetricRun
 from reviewapp.studies.models import AuditEvent
@@ -18,7 +19,7 @@ class TestMetricsPanel:
 
     def test_it_shows_the_latest_numbers_with_intervals_and_when_they_were_computed(self, client, labelled, researcher):
         run, _ = services.metric_run_request(study=labelled)
-        services.metric_run_execute(run_id=run.pk)
+        job_run(MetricRun, run.pk)
         client.force_login(researcher)
 
         page = client.get("/studies/refunds/").content.decode()
@@ -41,7 +42,7 @@ class TestMetricsPanel:
         assert MetricRun.objects.filter(study=labelled).count() == 1
         assert AuditEvent.objects.filter(action="metrics.requested", actor=researcher).count() == 1
 
-        services.metric_run_execute(run_id=MetricRun.objects.get().pk)
+        job_run(MetricRun, MetricRun.objects.get().pk)
         final = client.get("/studies/refunds/metrics/", HTTP_HX_REQUEST="true")
         assert final.status_code == 286  # htmx stops polling: the run is done
         assert b"Computed " in final.content and b"every 2s" not in final.content

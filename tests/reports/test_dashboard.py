@@ -6,7 +6,9 @@ import re
 
 from django.contrib.auth.models import User
 
+from reviewapp.jobs import job_run
 from reviewapp.metrics import services as metrics
+from reviewapp.metrics.models import MetricRun
 from reviewapp.studies.models import Arm, Enrolment
 
 URL = "/studies/refunds/dashboard/"
@@ -15,7 +17,7 @@ HOSTILE = "<script>alert(1)</script>"
 
 def compute(study) -> None:
     run, _ = metrics.metric_run_request(study=study)
-    metrics.metric_run_execute(run_id=run.pk)
+    job_run(MetricRun, run.pk)
 
 
 def enrol(study, username: str, arm_name: str, sequence: int) -> User:

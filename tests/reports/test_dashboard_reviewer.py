@@ -6,7 +6,9 @@ import re
 
 from django.contrib.auth.models import User
 
+from reviewapp.jobs import job_run
 from reviewapp.metrics import services as metrics
+from reviewapp.metrics.models import MetricRun
 from reviewapp.studies.models import Arm, Enrolment
 
 URL = "/studies/refunds/dashboard/reviewers/{}/"
@@ -14,7 +16,7 @@ URL = "/studies/refunds/dashboard/reviewers/{}/"
 
 def compute(study) -> None:
     run, _ = metrics.metric_run_request(study=study)
-    metrics.metric_run_execute(run_id=run.pk)
+    job_run(MetricRun, run.pk)
 
 
 def in_arm(study, arm_name: str) -> list[User]:

@@ -15,7 +15,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.http import StreamingHttpResponse
 
+from reviewapp.jobs import job_run
 from reviewapp.metrics import services as metric_services
+from reviewapp.metrics.models import MetricRun
 from reviewapp.metrics.stats.rubber_stamp import DEFAULT_THRESHOLDS, INDICATORS
 from reviewapp.queue.models import Label
 from reviewapp.reports import exports
@@ -57,7 +59,7 @@ def csv_dicts(response) -> list[dict[str, str]]:
 
 def computed(study):
     run, _ = metric_services.metric_run_request(study=study)
-    return metric_services.metric_run_execute(run_id=run.pk)
+    return job_run(MetricRun, run.pk)
 
 
 @pytest.fixture

@@ -15,9 +15,10 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
+from reviewapp.jobs import job_run, run_job
 from reviewapp.reports import services
 from reviewapp.reports.models import ExportJob
-from reviewapp.reports.tasks import cleanup_old_exports, run_export_job
+from reviewapp.reports.tasks import cleanup_old_exports
 
 from .test_exports import body, make_labelled, researcher_of
 
@@ -59,7 +60,7 @@ class TestExportJobs:
         assert (job.status, job.rows_total, job.format) == ("queued", 16, "csv")
         assert Path(job.file_path).parent == export_dir and job.filename.startswith("refunds-labels-20")
 
-        services.export_job_run(job_id=job.pk)
+        job_run(ExportJob, job.pk)
 
         job.refresh_from_db()
         assert (job.status, job.rows_done, job.attempts, job.progress_percent) == ("succeeded", 16, 1, 100)
@@ -85,7 +86,7 @@ class TestExportJobs:
         status = response.json()
         assert (status["status"], status["download_url"], status["format"]) == ("queued", None, "jsonl")
 
-        services.export_job_run(job_id=status["job"])
+        job_run(ExportJob, status["job"])
 
         status = client.get(status["status_url"]).json()
         assert status["status"] == "succeeded" and status["rows_done"] == 4
@@ -113,7 +114,7 @@ class TestExportJobs:
         assert b'hx-trigger="every 2s"' in polling.content and b"<progress" in polling.content
         assert b"0 of 16" in polling.content and b"Download" not in polling.content
 
-        services.export_job_run(job_id=job.pk)
+        job_run(ExportJob, job.pk)
         final = client.get("/studies/refunds/exports/?part=jobs", HTTP_HX_REQUEST="true")
         assert final.status_code == 286  # htmx stops polling
         assert b"every 2s" not in final.content
@@ -121,12 +122,12 @@ class TestExportJobs:
 
     def test_a_redelivered_task_for_a_finished_job_does_nothing(self, labelled, export_dir):
         job, _ = services.export_job_create(study=labelled, report="labels", fmt="csv", actor=None)
-        services.export_job_run(job_id=job.pk)
+        job_run(ExportJob, job.pk)
         job.refresh_from_db()
         written = Path(job.file_path).stat()
 
-        run_export_job.apply(args=[job.pk])
-        services.export_job_run(job_id=job.pk)
+        run_job.apply(args=["export", job.pk])
+        job_run(ExportJob, job.pk)
 
         again = ExportJob.objects.get(pk=job.pk)
         assert (again.status, again.attempts, again.finished_at, again.rows_done) == (
@@ -143,7 +144,7 @@ class TestExportJobs:
         ExportJob.objects.filter(pk=job.pk).update(status="running", attempts=1, rows_done=7)
         Path(job.file_path).write_bytes(b"half a file")
 
-        services.export_job_run(job_id=job.pk)
+        job_run(ExportJob, job.pk)
 
         job.refresh_from_db()
         assert (job.status, job.attempts, job.rows_done) == ("succeeded", 2, 16)
@@ -161,7 +162,7 @@ class TestExportJobs:
 
         monkeypatch.setattr(services, "row_stream", broken)
         with pytest.raises(RuntimeError):
-            run_export_job.apply(args=[job.pk], throw=True)
+            run_job.apply(args=["export", job.pk], throw=True)
 
         job.refresh_from_db()
         assert job.status == "failed" and job.error == "Export failed: RuntimeError: disk on fire"
@@ -169,7 +170,7 @@ class TestExportJobs:
 
     def test_old_files_are_deleted_and_their_jobs_marked_expired(self, client, labelled, export_dir):
         job, _ = services.export_job_create(study=labelled, report="items", fmt="csv", actor=None)
-        services.export_job_run(job_id=job.pk)
+        job_run(ExportJob, job.pk)
         ExportJob.objects.filter(pk=job.pk).update(finished_at=timezone.now() - timedelta(days=8))
         stray = export_dir / ".abandoned.csv.0123.part"
         stray.write_bytes(b"x")

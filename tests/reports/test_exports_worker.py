@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
+from reviewapp.jobs import run_job
 from reviewapp.reports.models import ExportJob
-from reviewapp.reports.tasks import run_export_job
 
 from .test_exports import body, csv_rows, make_labelled, researcher_of
 
@@ -63,7 +63,7 @@ class TestExportsOnAWorker:
 
         # A redelivered task finds the job finished: nothing is written again.
         written = Path(job.file_path).stat().st_mtime_ns
-        run_export_job.apply(args=[job.pk])
+        run_job.apply(args=["export", job.pk])
         job.refresh_from_db()
         assert (job.status, job.attempts) == ("succeeded", 1)
         assert Path(job.file_path).stat().st_mtime_ns == written
