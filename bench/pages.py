@@ -506,10 +506,11 @@ def time_pages(sizes: list[Size], seeds: dict, requests: int) -> dict[str, dict[
 
 def tallies_check(study_id: int) -> list[str]:
     """The tallies the pages read agree with counting the tables (what the triggers promise)."""
+    from reviewapp.ingest.tallies import item_counts
     from reviewapp.queue import tallies
 
     problems = []
-    counts = tallies.item_counts([study_id])[study_id]
+    counts = item_counts([study_id])[study_id]
     real = rows(
         "SELECT count(*), count(*) FILTER (WHERE gold_label IS NOT NULL), count(*) FILTER (WHERE is_probe) "
         "FROM {item} WHERE study_id = %s",

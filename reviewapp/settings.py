@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "reviewapp.review",
     "reviewapp.metrics",
     "reviewapp.reports",
+    "reviewapp.demo",
 ]
 
 MIDDLEWARE = [

@@ -2,7 +2,9 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from reviewapp.ingest import item_views
 from reviewapp.metrics import views as metrics_views
+from reviewapp.reports import overview_views
 from reviewapp.review import views as review_views
 from reviewapp.security import ThrottledPasswordChangeView
 from reviewapp.studies import views as study_views
@@ -14,22 +16,22 @@ urlpatterns = [
     path(review + "items/<int:assignment_id>/answer/", review_views.answer_submit, name="review-answer"),
     path(review + "items/<int:assignment_id>/blind/", review_views.blind_answer, name="review-blind"),
     path(review + "items/<int:assignment_id>/skip/", review_views.skip, name="review-skip"),
-    path("", study_views.home, name="home"),
+    path("", overview_views.home, name="home"),
     path("studies/new/", study_views.study_create, name="study-create"),
-    path(study, study_views.study_detail, name="study-detail"),
+    path(study, overview_views.study_detail, name="study-detail"),
     path(study + "settings/", study_views.study_settings, name="study-settings"),
     path(study + "status/", study_views.study_transition, name="study-transition"),
-    path(study + "upload/", study_views.study_upload, name="study-upload"),
+    path(study + "upload/", item_views.study_upload, name="study-upload"),
     path(study + "tokens/", study_views.token_create, name="token-create"),
     path(study + "tokens/<int:token_id>/revoke/", study_views.token_revoke, name="token-revoke"),
     path(study + "arms/", study_views.study_arms, name="study-arms"),
     path(study + "arms/preset/", study_views.study_arms_preset, name="study-arms-preset"),
     path(study + "reviewers/", study_views.study_reviewers, name="study-reviewers"),
     path(study + "invitations/<int:invitation_id>/revoke/", study_views.invitation_revoke, name="invitation-revoke"),
-    path(study + "items/", study_views.study_items, name="study-items"),
-    path(study + "items/<int:item_id>/gold/", study_views.item_gold, name="item-gold"),
-    path(study + "items/<int:item_id>/rationale/", study_views.probe_rationale, name="probe-rationale"),
-    path(study + "probes/", study_views.probes_generate, name="probes-generate"),
+    path(study + "items/", item_views.study_items, name="study-items"),
+    path(study + "items/<int:item_id>/gold/", item_views.item_gold, name="item-gold"),
+    path(study + "items/<int:item_id>/rationale/", item_views.probe_rationale, name="probe-rationale"),
+    path(study + "probes/", item_views.probes_generate, name="probes-generate"),
     path(study + "audit/", study_views.study_audit, name="study-audit"),
     path(study + "metrics/", metrics_views.metrics_panel, name="study-metrics"),
     path(study + "metrics/run/", metrics_views.metrics_run, name="study-metrics-run"),

@@ -83,7 +83,7 @@ class IngestJob(Job):
     """A file ingested in the background by a Celery worker, with its progress (reviewapp/jobs.py)."""
 
     KIND = "ingest"
-    LOCK = 7_341_003
+    LOCK = 7_341_004
     WORK = "reviewapp.ingest.services.ingest_job_work"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="ingest_jobs")
@@ -117,3 +117,20 @@ class IngestJob(Job):
         if not self.size_bytes:
             return 0
         return min(99, int(100 * self.bytes_done / self.size_bytes))
+
+
+class ItemTally(models.Model):
+    """Items of a study by source format: how many, how many with gold, how many probes.
+
+    Delta rows appended by triggers (migration 0004), read by ``tallies.item_counts`` and folded
+    by ``tallies.item_tallies_fold``. No foreign-key constraint, so writers append without
+    touching the study row; a deleted study's rows go with ``tallies.item_tallies_drop_orphans``."""
+
+    study = models.ForeignKey(Study, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    source_format = models.CharField(max_length=16)
+    items = models.BigIntegerField()
+    gold = models.BigIntegerField()
+    probes = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"item tally {self.study_id}/{self.source_format}: {self.items:+d}"

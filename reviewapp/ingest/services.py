@@ -17,6 +17,7 @@ sending it again skips what the winner stored.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -31,10 +32,11 @@ from psycopg.copy import QueuedLibpqWriter
 from psycopg.errors import UniqueViolation
 
 from reviewapp.jobs import JobProgress, TransientJobError, job_enqueue_on_commit, job_finish
-from reviewapp.queue.services import cursors_pull_back, quotas_sync
 from reviewapp.studies.models import AuditEvent, Study
 from reviewapp.studies.schema import decision_field, schema_errors, value_error
+from reviewapp.studies.services import StudyRuleError, audit, rationale_arms_over_real_rationales
 
+from . import signals
 from .files import parse_file
 from .models import IngestJob, Item
 from .parsing import BodyError, DecisionCheck, ItemRecord, ParseResult, RecordError
@@ -163,13 +165,13 @@ def items_ingest(
                     raise _RollBack
             queued = outcome.created and study.status != Study.Status.DRAFT
             if queued:
-                # New items in a study that already started go straight into the queue. The
-                # new quota rows are invisible to reviewers until this commits, so they block
-                # nobody; moving reviewers' cursors back to the new items locks those rows,
-                # so it is left to the very end (below).
-                quotas_sync(study=study, from_item_id=first_new_id, pull_back_cursors=False)
+                # New items in a study that already started go straight into its queue
+                # (the queue app's receivers): their quota rows are invisible to reviewers
+                # until this commits, so they block nobody; moving reviewers' cursors back to
+                # them locks those rows, so it is left to the very end (below).
+                signals.items_added.send(sender=Item, study=study, from_item_id=first_new_id)
         if queued:
-            cursors_pull_back(study=study, from_item_id=first_new_id)
+            signals.items_committed.send(sender=Item, study=study, from_item_id=first_new_id)
     except _RollBack:
         outcome.created = 0
         return outcome
@@ -363,3 +365,92 @@ def ingest_job_work(job: IngestJob, progress: JobProgress) -> None:
         action="ingest.job",
         detail={"job": job.pk, "status": job.status, "created": job.created_count, "errors": job.error_count},
     )
+
+
+# --- gold labels and probes (the Items tab) --------------------------------------------
+
+
+@transaction.atomic
+def item_set_gold(*, item: Item, gold: Any, actor) -> None:
+    field = decision_field(item.study.label_schema)
+    if gold is not None:
+        problem = value_error(field, gold)
+        if problem:
+            raise StudyRuleError(f"Gold label {problem}.")
+    if item.is_probe and gold == item.ai_recommendation:
+        raise StudyRuleError("This item is a probe: its gold label must differ from the AI recommendation.")
+    if item.labels.exists():
+        raise StudyRuleError("This item already has labels; its gold label can no longer change.")
+    before = item.gold_label
+    item.gold_label = gold
+    item.save(update_fields=["gold_label"])
+    audit(item.study, actor, "item.gold", item=item.external_id, before=before, after=gold)
+
+
+@transaction.atomic
+def probes_generate(*, study: Study, actor) -> int:
+    """Turn gold items into probes until probes make up the study's probe rate.
+
+    A probe's AI recommendation is set deliberately against gold: to another valid
+    value of the decision field, chosen with the study's seed. Only items nobody has
+    been assigned yet are used, so no reviewer saw the item before it changed. The
+    original recommendation is kept in the item's source metadata.
+    """
+    problems = schema_errors(study.label_schema)
+    if problems:
+        raise StudyRuleError("Fix the label schema first: " + " ".join(problems))
+    field = decision_field(study.label_schema)
+    if field["type"] == "interval":
+        raise StudyRuleError("Probes need a nominal or ordinal decision field (a wrong value must be well defined).")
+    if study.status == Study.Status.RUNNING and rationale_arms_over_real_rationales(study):
+        raise StudyRuleError(
+            "An arm shows the AI's rationale, and a generated probe has none until you write it: served now, it "
+            "would give itself away. Pause the study, generate the probes, write their rationales, then resume."
+        )
+    total = study.items.count()
+    wanted = round(study.probe_rate * total) - study.items.filter(is_probe=True).count()
+    if wanted <= 0:
+        return 0
+    # Nobody assigned yet (the queue's assignments, through their relation to the item).
+    candidates = list(
+        study.items.select_for_update(of=("self",))
+        .filter(assignments__isnull=True, is_probe=False, gold_label__isnull=False)
+        .order_by("id")
+    )
+    rng = random.Random(f"{study.seed}:probes")
+    rng.shuffle(candidates)
+    made = []
+    for item in candidates[:wanted]:
+        wrong = rng.choice([c for c in field["choices"] if c != item.gold_label])
+        item.source_metadata = {
+            **item.source_metadata,
+            "probe_original": {"ai_recommendation": item.ai_recommendation, "ai_rationale": item.ai_rationale},
+        }
+        item.ai_recommendation = wrong
+        # The ingested rationale argued for the old recommendation; a generated probe
+        # has none rather than one that contradicts it, until the researcher writes one
+        # (probe_tells keeps a study with rationale arms from starting without it).
+        item.ai_rationale = ""
+        item.is_probe = True
+        item.save(update_fields=["source_metadata", "ai_recommendation", "ai_rationale", "is_probe"])
+        made.append(item.external_id)
+    audit(study, actor, "probes.generate", count=len(made), items=made[:100])
+    return len(made)
+
+
+@transaction.atomic
+def probe_rationale_set(*, item: Item, rationale: str, actor) -> None:
+    """Give a probe the rationale its arms show: one arguing for the planted (wrong) answer.
+
+    Only before anyone was assigned the item, as for gold labels and probe generation."""
+    if not item.is_probe:
+        raise StudyRuleError("Only a probe's rationale is written here; real items keep the one they came with.")
+    if item.assignments.exists():
+        raise StudyRuleError("This probe has been served to a reviewer; its rationale can no longer change.")
+    rationale = rationale.strip()
+    if "\x00" in rationale:
+        raise StudyRuleError("The rationale contains a NUL character, which cannot be stored.")
+    before = item.ai_rationale
+    item.ai_rationale = rationale
+    item.save(update_fields=["ai_rationale"])
+    audit(item.study, actor, "probe.rationale", item=item.external_id, before=before, after=rationale)

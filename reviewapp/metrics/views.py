@@ -36,10 +36,11 @@ def metrics_context(study: Study) -> dict:
 
 @researcher_required
 def metrics_panel(request: HttpRequest, slug: str) -> HttpResponse:
-    """The panel alone, polled by htmx while a run is active."""
+    """The panel: loaded into the study page and polled by htmx while a run is active; as a
+    page of its own without JavaScript."""
     study = researcher_study_or_404(request.user, slug)
     context = metrics_context(study)
-    response = render(request, "metrics/_panel.html", context)
+    response = render(request, "metrics/_panel.html" if request.htmx else "metrics/panel_page.html", context)
     if request.htmx and context["active"] is None:
         # Nothing is moving any more; this response holds the final state.
         response.status_code = HttpResponseStopPolling.status_code

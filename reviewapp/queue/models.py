@@ -183,19 +183,6 @@ class LateSubmission(models.Model):
 # foreign key constraint: the triggers add rows while a study's items are being deleted.
 
 
-class ItemTally(models.Model):
-    """Items of a study by source format: how many, how many with gold, how many probes."""
-
-    study = models.ForeignKey(Study, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
-    source_format = models.CharField(max_length=16)
-    items = models.BigIntegerField()
-    gold = models.BigIntegerField()
-    probes = models.BigIntegerField()
-
-    def __str__(self) -> str:
-        return f"item tally {self.study_id}/{self.source_format}: {self.items:+d}"
-
-
 class QuotaTally(models.Model):
     """How many quota rows of one arm's queue have ``submitted`` labels: the queue's shape
     (fully, partially, not yet labelled items, labels given) without a pass over it."""

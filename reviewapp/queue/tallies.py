@@ -1,7 +1,8 @@
-"""Summary counts of a study read from its tallies, not counted from big tables.
+"""Summary counts of a study read from its tallies, not counted from big tables (the item
+counts are the ingest app's: reviewapp/ingest/tallies.py).
 
 Triggers (migration 0005) append a signed delta row for every statement that changes
-items, quota rows or labels. A read sums the study's delta rows: exact as of the read's
+quota rows or labels. A read sums the study's delta rows: exact as of the read's
 snapshot, however many items or labels there are. The number of delta rows grows with
 the number of writes since the last compaction (one or two per submitted label), so
 ``tallies_compact`` folds them into one row per key: the ``queue-refresh-progress`` beat
@@ -12,16 +13,16 @@ study's items or labels).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.db import connection, transaction
 
+from reviewapp.ingest.tallies import item_tallies_drop_orphans, item_tallies_fold
 from reviewapp.studies.models import Study
 
-from .models import ItemTally, LabelTally, QuotaTally
+from .models import LabelTally, QuotaTally
 
-ITEM_TALLY = ItemTally._meta.db_table
 QUOTA_TALLY = QuotaTally._meta.db_table
 LABEL_TALLY = LabelTally._meta.db_table
 STUDY = Study._meta.db_table
@@ -32,42 +33,6 @@ COMPACT_AFTER_ROWS = 500
 LABEL_DAYS_KEPT = 62
 # Namespace of the advisory lock that lets one session at a time fold a study's tallies.
 COMPACT_LOCK = 7_341_003
-
-
-@dataclass
-class ItemCounts:
-    items: int = 0
-    gold: int = 0
-    probes: int = 0
-    formats: dict[str, int] = field(default_factory=dict)
-
-
-def item_counts(study_ids: list[int]) -> dict[int, ItemCounts]:
-    """Items, gold items, probes and items per source format of each study (one query)."""
-    out = {study_id: ItemCounts() for study_id in study_ids}
-    if not study_ids:
-        return out
-    rows_read: dict[int, int] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT study_id, source_format, sum(items)::bigint, sum(gold)::bigint, sum(probes)::bigint, count(*)
-            FROM {ITEM_TALLY} WHERE study_id = ANY(%s) GROUP BY study_id, source_format
-            """,  # noqa: S608 (table names are our models')
-            [study_ids],
-        )
-        for study_id, source_format, items, gold, probes, rows in cursor.fetchall():
-            counts = out[study_id]
-            counts.items += items
-            counts.gold += gold
-            counts.probes += probes
-            if items:
-                counts.formats[source_format] = int(items)
-            rows_read[study_id] = rows_read.get(study_id, 0) + rows
-    for study_id, rows in rows_read.items():
-        if rows > COMPACT_AFTER_ROWS:
-            tallies_compact(study_id=study_id)
-    return out
 
 
 def quota_shape(study_id: int, arm_key: int | None = None) -> dict[int, dict[int, int]]:
@@ -144,15 +109,6 @@ def tallies_compact(*, study_id: int) -> bool:
             return False
         cursor.execute(
             f"""
-            WITH gone AS (DELETE FROM {ITEM_TALLY} WHERE study_id = %(study)s RETURNING *)
-            INSERT INTO {ITEM_TALLY} (study_id, source_format, items, gold, probes)
-            SELECT %(study)s, source_format, sum(items), sum(gold), sum(probes) FROM gone GROUP BY source_format
-            HAVING sum(items) <> 0 OR sum(gold) <> 0 OR sum(probes) <> 0
-            """,  # noqa: S608
-            {"study": study_id},
-        )
-        cursor.execute(
-            f"""
             WITH gone AS (DELETE FROM {QUOTA_TALLY} WHERE study_id = %(study)s RETURNING *)
             INSERT INTO {QUOTA_TALLY} (study_id, arm_key, submitted, n)
             SELECT %(study)s, arm_key, submitted, sum(n) FROM gone GROUP BY arm_key, submitted HAVING sum(n) <> 0
@@ -170,14 +126,15 @@ def tallies_compact(*, study_id: int) -> bool:
             """,  # noqa: S608
             {"study": study_id, "keep_from": newest - timedelta(days=LABEL_DAYS_KEPT) if newest else None},
         )
+    item_tallies_fold(study_id=study_id)
     return True
 
 
 def tallies_drop_orphans() -> int:
     """Delete the tally rows of deleted studies (the tallies have no foreign key)."""
-    removed = 0
+    removed = item_tallies_drop_orphans()
     with connection.cursor() as cursor:
-        for table in (ITEM_TALLY, QUOTA_TALLY, LABEL_TALLY):
+        for table in (QUOTA_TALLY, LABEL_TALLY):
             cursor.execute(
                 f"DELETE FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM {STUDY} s WHERE s.id = t.study_id)"  # noqa: S608
             )

@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
+from reviewapp.ingest.tallies import item_counts
 from reviewapp.metrics import services as metrics_services
 from reviewapp.metrics.models import MetricRun
 from reviewapp.queue import tallies
@@ -113,7 +114,7 @@ def overview_context(study: Study, latest: MetricRun | None, table: dict) -> dic
     states = queries.queue_states(study)
     queue_rows = presenters.queue_rows(states, dict(arms))
     per_arm = table["activity"].per_arm
-    n_items = tallies.item_counts([study.pk])[study.pk].items
+    n_items = item_counts([study.pk])[study.pk].items
     n_labels = sum(per_arm.values())
     window = table["activity_window"]
     per_day = {

@@ -28,6 +28,7 @@ from django.utils import timezone
 from psycopg import sql
 
 from reviewapp.ingest.models import Item
+from reviewapp.ingest.tallies import item_counts
 from reviewapp.jobs import JobProgress, job_enqueue_on_commit, job_finish
 from reviewapp.metrics.models import MetricRun
 from reviewapp.metrics.services import latest_run
@@ -208,7 +209,7 @@ def row_count(study: Study, report: str) -> int:
     from the tallies rather than counted: the Exports page shows both on every visit."""
     if report == "labels":
         return tallies.label_count(study.pk)
-    return tallies.item_counts([study.pk])[study.pk].items
+    return item_counts([study.pk])[study.pk].items
 
 
 def row_chunks(query: sql.Composed, chunk_size: int = ROW_CHUNK) -> Iterator[list[tuple]]:

@@ -10,14 +10,9 @@ from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.validators import ASCIIUsernameValidator
 from django.core.validators import validate_email
 
-from reviewapp.metrics.stats.rubber_stamp import DEFAULT_THRESHOLDS
-
 from .models import Arm, Study
-from .schema import schema_errors
+from .schema import DEFAULT_FLAG_THRESHOLDS, schema_errors
 from .services import DESIGN_FIELDS
-
-# A reviewer is flagged only when two or more of these are crossed (DESIGN.md).
-DEFAULT_FLAG_THRESHOLDS = DEFAULT_THRESHOLDS
 
 
 class PrettyJSONField(forms.JSONField):
@@ -205,27 +200,6 @@ class ReviewerSignupForm(UserCreationForm):
 
     def clean_email(self):
         return self.invitation_email or self.cleaned_data.get("email", "")
-
-
-class ProbeRationaleForm(forms.Form):
-    rationale = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}),
-        max_length=100_000,
-        help_text="The AI's reasoning for the planted answer, written as the AI writes it for real items.",
-    )
-
-
-class GoldForm(forms.Form):
-    gold_label = forms.CharField(max_length=200, required=False, help_text="Empty clears the gold label.")
-
-
-class UploadForm(forms.Form):
-    file = forms.FileField(help_text=".jsonl / .ndjson (one record per line) or .json (a document), optionally .gz")
-    format = forms.ChoiceField(
-        choices=[("", "detect / per record")] + [(f, f) for f in ("native", "openai", "anthropic", "otel", "inspect")],
-        required=False,
-    )
-    skip_invalid = forms.BooleanField(required=False, label="Import valid records even if some are invalid")
 
 
 class TokenForm(forms.Form):

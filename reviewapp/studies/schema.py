@@ -24,6 +24,19 @@ import math
 from typing import Any
 
 FIELD_TYPES = ("nominal", "ordinal", "interval")
+
+# A study's rubber-stamp thresholds when it sets none of its own (Study.flag_thresholds): the
+# study form offers them, and the metrics' stats core (reviewapp/metrics/stats/rubber_stamp.py)
+# applies them; each indicator is explained there, with its source.
+DEFAULT_FLAG_THRESHOLDS: dict[str, float] = {
+    "probe_agree_max": 0.5,
+    "discrimination_gap_min": 0.1,
+    "fast_share_max": 0.3,
+    "streak_ratio_max": 2.0,
+    "entropy_min": 0.3,
+    "evidence_opened_min": 0.2,
+    "drift_max": 0.25,
+}
 MAX_FIELDS = 20
 MAX_CHOICES = 50
 

@@ -11,18 +11,17 @@ answer in a sentence, and name the actor for the triggers with ``acting_as``.
 
 from __future__ import annotations
 
-import random
+from collections import Counter
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, Max, OuterRef
+from django.db.models import F, Max
 
-from reviewapp.ingest.models import Item
-
+from . import signals
 from .devices import JoinSignals
 from .models import Arm, AuditEvent, Enrolment, Invitation, ReviewerProfile, Study
 from .randomization import allocate_reviewer, weights_error
-from .schema import decision_field, schema_errors, value_error
+from .schema import schema_errors
 
 # Fields that define the experiment: changing them after reviewers were allocated or
 # labels were given would mix two designs in one data set.
@@ -136,7 +135,7 @@ def probe_tells(study: Study) -> list[str]:
     only item reading "No reasoning was given": a tell, and a probe a careful reviewer
     passes for the wrong reason. Checked before the study starts or resumes.
     """
-    rationale_arms = _rationale_arms_over_real_rationales(study)
+    rationale_arms = rationale_arms_over_real_rationales(study)
     if not rationale_arms:
         return []
     bare = study.items.filter(is_probe=True, ai_rationale="").count()
@@ -149,32 +148,12 @@ def probe_tells(study: Study) -> list[str]:
     ]
 
 
-def _rationale_arms_over_real_rationales(study: Study) -> list[str]:
+def rationale_arms_over_real_rationales(study: Study) -> list[str]:
     """The arms showing the rationale, when real items come with one (else an empty one tells nothing)."""
     arms = [arm.name for arm in study.arms.filter(shows_ai_rationale=True, weight__gt=0)]
     if arms and study.items.filter(is_probe=False).exclude(ai_rationale="").exists():
         return arms
     return []
-
-
-@transaction.atomic
-def probe_rationale_set(*, item: Item, rationale: str, actor) -> None:
-    """Give a probe the rationale its arms show: one arguing for the planted (wrong) answer.
-
-    Only before anyone was assigned the item, as for gold labels and probe generation."""
-    from reviewapp.queue.models import Assignment
-
-    if not item.is_probe:
-        raise StudyRuleError("Only a probe's rationale is written here; real items keep the one they came with.")
-    if Assignment.objects.filter(item=item).exists():
-        raise StudyRuleError("This probe has been served to a reviewer; its rationale can no longer change.")
-    rationale = rationale.strip()
-    if "\x00" in rationale:
-        raise StudyRuleError("The rationale contains a NUL character, which cannot be stored.")
-    before = item.ai_rationale
-    item.ai_rationale = rationale
-    item.save(update_fields=["ai_rationale"])
-    audit(item.study, actor, "probe.rationale", item=item.external_id, before=before, after=rationale)
 
 
 @transaction.atomic
@@ -194,10 +173,8 @@ def study_transition(*, study: Study, actor, to_status: str) -> None:
     study.status = to_status
     study.save(update_fields=["status", "updated_at"])
     if to_status == Study.Status.RUNNING:
-        from reviewapp.queue.services import quotas_sync
-
-        # Open the queue: one quota row per item (and arm), k slots each.
-        quotas_sync(study=study)
+        # The queue app opens the study's queue (one quota row per item and arm, k slots each).
+        signals.study_opened.send(sender=Study, study=study)
 
 
 # --- arms -------------------------------------------------------------------------
@@ -257,15 +234,29 @@ def arms_save(*, study: Study, actor, arms: list[dict[str, Any]], delete_ids: li
 
 
 def _queue_follow_design(study: Study) -> None:
-    """A started study whose arms or overlap changed before anyone was enrolled: rebuild its queue."""
-    if study.status == Study.Status.DRAFT:
-        return
-    from reviewapp.queue.services import quotas_rebuild
-
-    quotas_rebuild(study=study)
+    """A started study whose arms or overlap changed before anyone was enrolled: the queue app
+    rebuilds its queue."""
+    if study.status != Study.Status.DRAFT:
+        signals.design_changed.send(sender=Study, study=study)
 
 
 # --- enrolment --------------------------------------------------------------------
+
+
+def arm_balance(study: Study) -> dict:
+    """Reviewers per arm and stratum, against each arm's target share."""
+    arms, weights = study.arm_weights()
+    total_weight = sum(weights) or 1
+    counts = Counter(study.enrolments.values_list("stratum", "arm_id"))
+    strata = sorted({stratum for stratum, _ in counts}) or [""]
+    rows = []
+    for arm, weight in zip(arms, weights, strict=True):
+        cells = []
+        for stratum in strata:
+            in_stratum = sum(n for (s, _), n in counts.items() if s == stratum)
+            cells.append({"n": counts[(stratum, arm.pk)], "target": round(in_stratum * weight / total_weight, 1)})
+        rows.append({"arm": arm, "share": round(100 * weight / total_weight), "cells": cells})
+    return {"strata": strata, "rows": rows, "total": sum(counts.values())}
 
 
 def reviewer_stratum(study: Study, reviewer) -> str:
@@ -448,76 +439,3 @@ def enrolments_alike(study: Study) -> list[dict]:
         {"signal": signal, "enrolments": sorted((members[i] for i in ids), key=lambda e: (e.allocated_at, e.pk))}
         for signal, ids in alike_groups
     ]
-
-
-# --- gold and probes ---------------------------------------------------------------
-
-
-@transaction.atomic
-def item_set_gold(*, item: Item, gold: Any, actor) -> None:
-    field = decision_field(item.study.label_schema)
-    if gold is not None:
-        problem = value_error(field, gold)
-        if problem:
-            raise StudyRuleError(f"Gold label {problem}.")
-    if item.is_probe and gold == item.ai_recommendation:
-        raise StudyRuleError("This item is a probe: its gold label must differ from the AI recommendation.")
-    if item.labels.exists():
-        raise StudyRuleError("This item already has labels; its gold label can no longer change.")
-    before = item.gold_label
-    item.gold_label = gold
-    item.save(update_fields=["gold_label"])
-    audit(item.study, actor, "item.gold", item=item.external_id, before=before, after=gold)
-
-
-@transaction.atomic
-def probes_generate(*, study: Study, actor) -> int:
-    """Turn gold items into probes until probes make up the study's probe rate.
-
-    A probe's AI recommendation is set deliberately against gold: to another valid
-    value of the decision field, chosen with the study's seed. Only items nobody has
-    been assigned yet are used, so no reviewer saw the item before it changed. The
-    original recommendation is kept in the item's source metadata.
-    """
-    problems = schema_errors(study.label_schema)
-    if problems:
-        raise StudyRuleError("Fix the label schema first: " + " ".join(problems))
-    field = decision_field(study.label_schema)
-    if field["type"] == "interval":
-        raise StudyRuleError("Probes need a nominal or ordinal decision field (a wrong value must be well defined).")
-    if study.status == Study.Status.RUNNING and _rationale_arms_over_real_rationales(study):
-        raise StudyRuleError(
-            "An arm shows the AI's rationale, and a generated probe has none until you write it: served now, it "
-            "would give itself away. Pause the study, generate the probes, write their rationales, then resume."
-        )
-    total = study.items.count()
-    wanted = round(study.probe_rate * total) - study.items.filter(is_probe=True).count()
-    if wanted <= 0:
-        return 0
-    from reviewapp.queue.models import Assignment
-
-    assigned = Assignment.objects.filter(item=OuterRef("pk"))
-    candidates = list(
-        study.items.select_for_update()
-        .filter(~Exists(assigned), is_probe=False, gold_label__isnull=False)
-        .order_by("id")
-    )
-    rng = random.Random(f"{study.seed}:probes")
-    rng.shuffle(candidates)
-    made = []
-    for item in candidates[:wanted]:
-        wrong = rng.choice([c for c in field["choices"] if c != item.gold_label])
-        item.source_metadata = {
-            **item.source_metadata,
-            "probe_original": {"ai_recommendation": item.ai_recommendation, "ai_rationale": item.ai_rationale},
-        }
-        item.ai_recommendation = wrong
-        # The ingested rationale argued for the old recommendation; a generated probe
-        # has none rather than one that contradicts it, until the researcher writes one
-        # (probe_tells keeps a study with rationale arms from starting without it).
-        item.ai_rationale = ""
-        item.is_probe = True
-        item.save(update_fields=["source_metadata", "ai_recommendation", "ai_rationale", "is_probe"])
-        made.append(item.external_id)
-    audit(study, actor, "probes.generate", count=len(made), items=made[:100])
-    return len(made)

@@ -53,18 +53,12 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
+from reviewapp.studies.schema import DEFAULT_FLAG_THRESHOLDS
+
 from .intervals import finite_or_none
 
-# The study's default thresholds; the study form offers these (studies/forms.py imports them).
-DEFAULT_THRESHOLDS: dict[str, float] = {
-    "probe_agree_max": 0.5,
-    "discrimination_gap_min": 0.1,
-    "fast_share_max": 0.3,
-    "streak_ratio_max": 2.0,
-    "entropy_min": 0.3,
-    "evidence_opened_min": 0.2,
-    "drift_max": 0.25,
-}
+# The study's default thresholds, defined with the study's settings (a pure module, no Django).
+DEFAULT_THRESHOLDS: dict[str, float] = DEFAULT_FLAG_THRESHOLDS
 
 # name -> (threshold key, direction). "max": high is bad, crossed when shrunk > threshold;
 # "min": low is bad, crossed when shrunk < threshold. A value exactly at the threshold does

@@ -1,4 +1,5 @@
-"""Tallies kept by triggers: items, quota rows and labels counted per study without a pass.
+"""Tallies kept by triggers: quota rows and labels counted per study without a pass (the item
+tallies are the ingest app's, ingest/migrations/0004).
 
 Each trigger is statement-level with transition tables: one COPY or INSERT ... SELECT of
 a million rows adds one delta row per group (not a million function calls), and a claim
@@ -10,7 +11,6 @@ locks the tables against writes meanwhile), so nothing is counted twice or misse
 import django.db.models.deletion
 from django.db import migrations, models
 
-ITEM = "ingest_item"
 QUOTA = "review_queue_itemquota"
 LABEL = "review_queue_label"
 
@@ -18,31 +18,6 @@ LABEL = "review_queue_label"
 # only keys whose net change is not zero. A branch reads only the transition tables its
 # event has (plpgsql plans a statement when it first runs it).
 FUNCTIONS = """
-CREATE FUNCTION review_queue_item_tally() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO review_queue_itemtally (study_id, source_format, items, gold, probes)
-        SELECT study_id, source_format, count(*), count(*) FILTER (WHERE gold_label IS NOT NULL),
-               count(*) FILTER (WHERE is_probe)
-        FROM new_rows GROUP BY study_id, source_format;
-    ELSIF TG_OP = 'DELETE' THEN
-        INSERT INTO review_queue_itemtally (study_id, source_format, items, gold, probes)
-        SELECT study_id, source_format, -count(*), -count(*) FILTER (WHERE gold_label IS NOT NULL),
-               -count(*) FILTER (WHERE is_probe)
-        FROM old_rows GROUP BY study_id, source_format;
-    ELSE
-        INSERT INTO review_queue_itemtally (study_id, source_format, items, gold, probes)
-        SELECT study_id, source_format, sum(sign), sum(sign * gold), sum(sign * probe)
-        FROM (SELECT study_id, source_format, 1 AS sign, (gold_label IS NOT NULL)::int AS gold,
-                     is_probe::int AS probe FROM new_rows
-              UNION ALL
-              SELECT study_id, source_format, -1, (gold_label IS NOT NULL)::int, is_probe::int FROM old_rows) AS d
-        GROUP BY study_id, source_format
-        HAVING sum(sign) <> 0 OR sum(sign * gold) <> 0 OR sum(sign * probe) <> 0;
-    END IF;
-    RETURN NULL;
-END $$;
-
 CREATE FUNCTION review_queue_quota_tally() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
@@ -101,7 +76,7 @@ CREATE TRIGGER {name}_tally_{event.lower()} AFTER {event} ON {table}
     REFERENCING {refs} FOR EACH STATEMENT EXECUTE FUNCTION review_queue_{name}_tally();
 ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}_tally_{event.lower()};
 """
-    for name, table in (("item", ITEM), ("quota", QUOTA), ("label", LABEL))
+    for name, table in (("quota", QUOTA), ("label", LABEL))
     for event, refs in (
         ("INSERT", "NEW TABLE AS new_rows"),
         ("UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
@@ -111,10 +86,6 @@ ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}_tally_{event.lower()};
 
 # What is there already, counted once while the triggers' locks hold writers off.
 BACKFILL = f"""
-INSERT INTO review_queue_itemtally (study_id, source_format, items, gold, probes)
-SELECT study_id, source_format, count(*), count(*) FILTER (WHERE gold_label IS NOT NULL),
-       count(*) FILTER (WHERE is_probe)
-FROM {ITEM} GROUP BY study_id, source_format;
 INSERT INTO review_queue_quotatally (study_id, arm_key, submitted, n)
 SELECT study_id, arm_key, submitted, count(*) FROM {QUOTA} GROUP BY study_id, arm_key, submitted;
 INSERT INTO review_queue_labeltally (study_id, reviewer_id, arm_id, day, n, last_at)
@@ -124,9 +95,9 @@ FROM {LABEL} WHERE supersedes_id IS NULL GROUP BY 1, 2, 3, 4;
 
 DROP = "".join(
     f"DROP TRIGGER IF EXISTS {name}_tally_{event} ON {table};\n"
-    for name, table in (("item", ITEM), ("quota", QUOTA), ("label", LABEL))
+    for name, table in (("quota", QUOTA), ("label", LABEL))
     for event in ("insert", "update", "delete")
-) + "".join(f"DROP FUNCTION IF EXISTS review_queue_{name}_tally();\n" for name in ("item", "quota", "label"))
+) + "".join(f"DROP FUNCTION IF EXISTS review_queue_{name}_tally();\n" for name in ("quota", "label"))
 
 
 
@@ -141,17 +112,6 @@ class Migration(migrations.Migration):
     operations = [
         # The per-arm totals a beat task refreshed: the quota tallies below replace them.
         migrations.DeleteModel(name='QueueProgress'),
-        migrations.CreateModel(
-            name='ItemTally',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source_format', models.CharField(max_length=16)),
-                ('items', models.BigIntegerField()),
-                ('gold', models.BigIntegerField()),
-                ('probes', models.BigIntegerField()),
-                ('study', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='studies.study')),
-            ],
-        ),
         migrations.CreateModel(
             name='LabelTally',
             fields=[

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from reviewapp.demo_simulation import simulated_study
+from reviewapp.demo.simulation import simulated_study
 from reviewapp.ingest.files import parse_file
 from reviewapp.ingest.services import decision_check_for, items_ingest
 from reviewapp.studies.models import Invitation, Study
