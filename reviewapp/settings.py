@@ -1,6 +1,6 @@
 """Settings for reviewapp: one module, configured by environment variables.
 
-Every variable is listed in the README ("Configuration"). Values are read with
+Every variable is listed in docs/operations.md, "Configuration". Values are read with
 django-environ, which fails loudly on a malformed value instead of guessing.
 A ``.env`` file beside manage.py is read if present (scripts/run writes one for
 development); real environment variables win over it.

@@ -2,7 +2,7 @@
 
 Input is ``LabelData`` (numpy arrays, one row per label) and a ``StudySpec`` (arms,
 schema fields, thresholds, seed); output is one JSON-ready dict. Definitions and
-sources: DESIGN.md "Metrics" and the docstrings of reviewapp/metrics/stats/.
+sources: docs/design.md, "Metric definitions", and the docstrings of reviewapp/metrics/stats/.
 """
 
 from __future__ import annotations
@@ -116,9 +116,9 @@ Contrast = Callable[..., Estimate]
 
 
 def study_metrics(data: LabelData, spec: StudySpec, progress: Progress | None = None) -> dict:
-    """Every metric of DESIGN.md for one study, with its interval, n and method: the phases
-    below in turn (reliance and deference per arm, the narrative increment, inter-rater
-    agreement per arm, the rubber-stamp indicators per reviewer), timed."""
+    """Every metric of docs/design.md, "Metric definitions", for one study, with its interval, n
+    and method: the phases below in turn (reliance and deference per arm, the narrative
+    increment, inter-rater agreement per arm, the rubber-stamp indicators per reviewer), timed."""
     report = progress or (lambda percent, message: None)
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -215,9 +215,10 @@ def _reviewer_sums(reviewer_index: np.ndarray, n_reviewers: int, agrees: np.ndar
 
 
 def arm_reliance(data: LabelData, spec: StudySpec, basis: LabelBasis, arm: ArmSpec) -> dict:
-    """One arm's reliance and deference numbers (DESIGN.md, Metrics): agreement with the AI and
-    the deference effect per split, the design effect of the agreement rate (Kish 1965), and the
-    reliance metrics of stats/reliance.py (Buçinca et al. 2021; Schemmer et al. 2023)."""
+    """One arm's reliance and deference numbers (docs/design.md, "Reliance and deference"):
+    agreement with the AI and the deference effect per split, the design effect of the agreement
+    rate (Kish 1965), and the reliance metrics of stats/reliance.py (Buçinca et al. 2021; Schemmer
+    et al. 2023)."""
     mask = basis.arm_masks[arm.id]
     reliance = reliance_metrics(
         data.decision[mask],
@@ -252,9 +253,9 @@ def agreement_with_ai_by_split(spec: StudySpec, basis: LabelBasis, arm: ArmSpec)
 
 
 def deference_effect_by_split(spec: StudySpec, basis: LabelBasis, arm: ArmSpec) -> dict | None:
-    """Deference effect P(final = AI | arm) - P(label = AI | control) per split (DESIGN.md; Yin
-    et al. 2019; ``clustered.deference_effect``). None for the control arm, and in a study
-    without one."""
+    """Deference effect P(final = AI | arm) - P(label = AI | control) per split (docs/design.md,
+    "Reliance and deference"; Yin et al. 2019; ``clustered.deference_effect``). None for the
+    control arm, and in a study without one."""
     control = spec.control
     if control is None or arm.id == control.id:
         return None
@@ -265,9 +266,10 @@ def deference_effect_by_split(spec: StudySpec, basis: LabelBasis, arm: ArmSpec) 
 
 
 def narrative_increment_by_split(spec: StudySpec, basis: LabelBasis) -> dict | None:
-    """Narrative increment Δ_rationale - Δ_recommendation per split (DESIGN.md; the HBS
-    three-arm design; ``clustered.narrative_increment``: the control rate cancels). Needs one
-    arm of each role, else None; with several, the first by position is used."""
+    """Narrative increment Δ_rationale - Δ_recommendation per split (docs/design.md,
+    "Reliance and deference"; the HBS three-arm design; ``clustered.narrative_increment``: the
+    control rate cancels). Needs one arm of each role, else None; with several, the first by
+    position is used."""
     by_role: dict[str, ArmSpec] = {}
     for arm in spec.arms:
         by_role.setdefault(arm.role, arm)
@@ -356,9 +358,9 @@ def _agreement_summary(counts: np.ndarray, spec_field: FieldSpec, value_domain: 
 
 
 def reviewer_indicator_rows(data: LabelData, spec: StudySpec, basis: LabelBasis) -> list[dict]:
-    """The rubber-stamp indicators of each reviewer (stats/rubber_stamp.py; DESIGN.md), with the
-    reviewer's arm and what the dashboard plots: median time to decide against agreement with
-    the AI (the hidden recommendation in the control arm)."""
+    """The rubber-stamp indicators of each reviewer (stats/rubber_stamp.py; docs/design.md,
+    "Rubber-stamp indicators"), with the reviewer's arm and what the dashboard plots: median
+    time to decide against agreement with the AI (the hidden recommendation in the control arm)."""
     shows_ai = np.zeros(len(data), bool)
     for arm in spec.arms:
         if not arm.is_control:

@@ -1,4 +1,4 @@
-"""The review queue: claim, lease, skip, submit, expire (DESIGN.md, "Queue contract").
+"""The review queue: claim, lease, skip, submit, expire (docs/design.md, "Queue contract").
 
 Each operation is one short transaction. Double assignment is impossible, not merely
 unlikely: (item, reviewer) is unique, ``open_slots`` cannot go negative, and a claim

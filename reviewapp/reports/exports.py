@@ -1,7 +1,8 @@
 """What the exports contain: the columns of each report, how cells are written, and the
 guard against formula injection. Pure: no queries (services.py reads the database).
 
-Four reports, each as CSV and as JSON (the README lists the columns from the tuples below):
+Four reports, each as CSV and as JSON (docs/researcher-guide.md, "Exports", lists the columns
+from the tuples below):
 
 - ``agreement``: one row per (arm, metric, field, split) from the latest succeeded MetricRun;
 - ``reviewers``: one row per reviewer with every rubber-stamp indicator behind the flags;

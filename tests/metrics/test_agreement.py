@@ -82,8 +82,9 @@ def random_counts(rng: np.random.Generator, n_units: int, n_categories: int, cod
 
 
 def paradox_counts() -> np.ndarray:
-    """A room of approve-everything reviewers (DESIGN.md, Metrics): two reviewers, 100 items,
-    both approve 96, they split on 4, never both reject. Column 0 approve, 1 reject."""
+    """A room of approve-everything reviewers (docs/design.md, "Inter-rater agreement"): two
+    reviewers, 100 items, both approve 96, they split on 4, never both reject. Column 0 approve,
+    1 reject."""
     return np.array([[2, 0]] * 96 + [[1, 1]] * 4)
 
 

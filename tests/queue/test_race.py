@@ -264,5 +264,5 @@ class TestQueueRace:
         assert Label.objects.filter(study=study).count() == tally["submits"] + tally["late_counted"]
         assert claims == tally["claims"] >= 10_000
         assert errors == [], f"{len(errors)} errors, first: {errors[0]}"
-        # Every 409 for a late answer kept that answer for the record (DESIGN.md, "Queue contract").
+        # Every 409 for a late answer kept that answer for the record (docs/design.md, "Queue contract").
         assert late_kept == tally["late_refused"] > 0

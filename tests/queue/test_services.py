@@ -456,7 +456,7 @@ class TestQueueServices:
         assert Assignment.objects.get(pk=assignment.pk).state == Assignment.State.EXPIRED
         counters = quota(item, assignment.arm_id)
         assert (counters.open_slots, counters.submitted) == before == (0, 0)
-        # Kept for the record, never silently dropped (DESIGN.md, "Queue contract").
+        # Kept for the record, never silently dropped (docs/design.md, "Queue contract").
         kept = list(LateSubmission.objects.filter(assignment=assignment).values_list("values", flat=True))
         assert kept == [APPROVE]
 

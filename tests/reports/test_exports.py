@@ -360,7 +360,7 @@ class TestExportReports:
             assert len({c.name for c in columns}) == len(columns)
 
 
-# The stable headers: a change here is a change of the documented format (README).
+# The stable headers: a change here is a change of the documented format (docs/researcher-guide.md, "Exports").
 LABEL_HEADER = [
     "label_id",
     "assignment_id",

@@ -1,7 +1,7 @@
 """Transcript format converters: pure functions, no Django.
 
 Every converter turns one source format into the app's *native* message list
-(see ``native.py`` and the README, "Ingest formats"). A converter raises
+(see ``native.py`` and docs/ingest.md, "Formats"). A converter raises
 ``FieldError`` naming the offending field path and the reason; the caller adds
 the record's location (line / index / trace / sample).
 """

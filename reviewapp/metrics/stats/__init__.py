@@ -1,2 +1,2 @@
-"""The statistics core: arrays in, numbers out. Imports no Django (DESIGN.md, Metrics),
-so every function here is tested against published values and benchmarked alone."""
+"""The statistics core: arrays in, numbers out. Imports no Django (docs/design.md, "Metric
+definitions"), so every function here is tested against published values and benchmarked alone."""

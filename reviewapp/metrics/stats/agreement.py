@@ -1,5 +1,5 @@
 """Inter-rater agreement: Krippendorff's alpha, percent agreement and Gwet's AC1, each with a
-unit-bootstrap interval (DESIGN.md, Metrics).
+unit-bootstrap interval (docs/design.md, "Inter-rater agreement").
 
 Everything works on a count matrix: one row per unit (an item of a decision field), one
 column per category, cell = how many coders gave that category to that unit. Who gave which

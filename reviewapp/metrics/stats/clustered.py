@@ -3,8 +3,8 @@
 A reviewer's labels are not independent: one reviewer approves nearly everything, another
 reads every rationale. Treating 150 labels of one reviewer as 150 independent observations
 makes the Wilson and Newcombe intervals too narrow by the square root of the design effect
-(Kish 1965), and design effects of about 5 are normal in these studies (DESIGN.md,
-Metrics). The unit of resampling is therefore the reviewer, the cluster (Davison &
+(Kish 1965), and design effects of about 5 are normal in these studies (docs/design.md,
+"Intervals"). The unit of resampling is therefore the reviewer, the cluster (Davison &
 Hinkley 1997, on hierarchical data; Field & Welsh 2007): reviewers are drawn with
 replacement, each with all of their labels, independently within each arm, because arms
 are independent groups of reviewers (between-subjects assignment).
@@ -123,7 +123,8 @@ def cluster_bootstrap_contrast(
 
 
 def deference_effect(arm: HitsTrials, control: HitsTrials, **options) -> Estimate:
-    """Deference effect: P(final = AI | arm) - P(label = AI | control) (DESIGN.md, Metrics).
+    """Deference effect: P(final = AI | arm) - P(label = AI | control) (docs/design.md,
+    "Reliance and deference").
 
     The control arm's agreement with the hidden recommendation is the baseline: how often
     reviewers reach the AI's answer without seeing it (Yin, Wortman Vaughan & Wallach,
@@ -135,7 +136,7 @@ def deference_effect(arm: HitsTrials, control: HitsTrials, **options) -> Estimat
 def narrative_increment(
     rationale: HitsTrials, recommendation: HitsTrials, control: HitsTrials | None = None, **options
 ) -> Estimate:
-    """Narrative increment: Δ_rationale - Δ_recommendation (DESIGN.md, Metrics).
+    """Narrative increment: Δ_rationale - Δ_recommendation (docs/design.md, "Reliance and deference").
 
     (r_rationale - r_control) - (r_recommendation - r_control) = r_rationale - r_recommendation:
     the control rate cancels, in the estimate and in every bootstrap resample (the arms are

@@ -8,7 +8,7 @@ the row from the agreement fraction, which does not need gold.
 
 Every proportion carries a Wilson interval (``intervals.proportion``). These intervals
 treat labels as independent; labels cluster by reviewer, so differences between arms also
-need the cluster bootstrap in ``clustered.py`` (DESIGN.md, Metrics).
+need the cluster bootstrap in ``clustered.py`` (docs/design.md, "Intervals").
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def reliance_metrics(
 
     - ``agreement``: P(final = AI), the "agreement fraction" of Yin, Wortman Vaughan &
       Wallach (CHI 2019). In a control arm, where the AI recommendation is hidden, this is
-      the baseline agreement against which the deference effect is measured (DESIGN.md).
+      the baseline agreement against which the deference effect is measured (docs/design.md,
+      "Reliance and deference").
     - ``overreliance``: P(final = AI | AI != truth), agreeing with a wrong AI;
       ``underreliance``: P(final != AI | AI = truth), rejecting a right AI (Buçinca,
       Malaya & Gajos, CSCW 2021; Vasconcelos et al., CSCW 2023).

@@ -1,10 +1,10 @@
 """Rubber-stamp indicators per reviewer, shrunk toward the room, flagged on two or more.
 
-DESIGN.md (Metrics): per reviewer, the probe pass rate, the discrimination gap, the share of
-decisions faster than the reading floor, the longest agree streak against what the
-reviewer's own rate predicts, label entropy, evidence opened, and drift over the session.
-"Flag a reviewer only when two or more shrunken indicators cross the study's thresholds,
-and show the numbers behind the flag."
+docs/design.md, "Rubber-stamp indicators": per reviewer, the probe pass rate, the
+discrimination gap, the share of decisions faster than the reading floor, the longest agree
+streak against what the reviewer's own rate predicts, label entropy, evidence opened, and drift
+over the session. "Flag a reviewer only when two or more shrunken indicators cross the study's
+thresholds, and show the numbers behind the flag."
 
 Arrays in (one row per label), one dict per reviewer out. Each indicator is
 ``{"raw", "shrunk", "n", "threshold", "crossed"}``; ``None`` means undefined (no data),
@@ -18,7 +18,7 @@ discrimination_gap, streak_ratio, drift). A control-arm reviewer therefore has `
 those four and can be flagged only by crossing two of the AI-free ones (fast_share,
 entropy, evidence_opened).
 
-Shrinkage (DESIGN.md: "shrunken indicators"). Reviewers with few labels have noisy
+Shrinkage (docs/design.md, "Rubber-stamp indicators"). Reviewers with few labels have noisy
 indicators; flagging on raw values would flag them for noise. Every indicator is shrunk
 toward the room by empirical Bayes: a prior is estimated from all reviewers by the method of
 moments and each reviewer's posterior mean is reported (Efron & Morris 1975, "Data analysis
@@ -74,7 +74,7 @@ INDICATORS: dict[str, tuple[str, str]] = {
 }
 AI_INDICATORS = ("probe_agree", "discrimination_gap", "streak_ratio", "drift")
 
-# DESIGN.md: flag only when two or more shrunken indicators cross.
+# docs/design.md, "Rubber-stamp indicators": flag only when two or more shrunken indicators cross.
 MIN_CROSSED_TO_FLAG = 2
 
 # Bounds on the prior's weight, in labels (a + b for the beta prior, n0 for the normal one).
@@ -360,7 +360,8 @@ def probe_agree(labels: Labels) -> Indicator:
 
 def discrimination_gap(labels: Labels) -> Indicator:
     """P(agree | AI right) - P(agree | AI wrong); near zero means the reviewer agrees whether or
-    not the AI is right (DESIGN.md; over- and under-reliance as in Buçinca et al. 2021). A probe
+    not the AI is right (docs/design.md, "Rubber-stamp indicators"; over- and under-reliance as in
+    Buçinca et al. 2021). A probe
     counts as AI-wrong. Sampling variance at the room's pooled rates (a reviewer's own rate of 0
     or 1 would claim no noise at all): v = P_r Q_r / n_r + P_w Q_w / n_w; normal shrinkage."""
     right = labels.shown & (labels.ai_right == 1) & ~labels.is_probe
@@ -429,16 +430,16 @@ def entropy(labels: Labels) -> Indicator:
 
 
 def evidence_opened(labels: Labels) -> Indicator:
-    """Share of items on which a tool call was expanded or the rationale opened (DESIGN.md:
-    evidence opened). Beta-binomial shrinkage."""
+    """Share of items on which a tool call was expanded or the rationale opened (docs/design.md,
+    "Rubber-stamp indicators": evidence opened). Beta-binomial shrinkage."""
     return _proportion(labels.count(labels.evidence_opened), labels.count(np.ones(len(labels.rev), dtype=bool)))
 
 
 def drift(labels: Labels) -> Indicator:
-    """Agree rate in the second half of the session minus the first, by submit order (DESIGN.md:
-    drift over the session): high = agreeing more as the session wears on. With an odd count the
-    middle decision is in neither half. Variance at the pooled agree rate, P Q (1/h + 1/h);
-    normal shrinkage."""
+    """Agree rate in the second half of the session minus the first, by submit order
+    (docs/design.md, "Rubber-stamp indicators": drift over the session): high = agreeing more as
+    the session wears on. With an odd count the middle decision is in neither half. Variance at
+    the pooled agree rate, P Q (1/h + 1/h); normal shrinkage."""
     session = labels.session
     first_row = np.concatenate(([0], np.cumsum(session.n)[:-1])).astype(np.int64)
     position = np.arange(len(session.rev)) - first_row[session.rev]
@@ -514,7 +515,7 @@ def _judged(raw: float, shrunk: float, n: int, threshold: float, direction: str)
 
 def _rows(labels: Labels, measured: dict[str, Indicator], limits: dict[str, float]) -> list[dict]:
     """One dict per reviewer with the numbers behind the flag; flagged when MIN_CROSSED_TO_FLAG
-    or more shrunken indicators cross (DESIGN.md)."""
+    or more shrunken indicators cross (docs/design.md, "Rubber-stamp indicators")."""
     # Plain lists first, so the loop over reviewers touches no numpy scalars.
     raw = {name: measured[name].raw.tolist() for name in INDICATORS}
     shrunk = {name: measured[name].shrunk.tolist() for name in INDICATORS}
