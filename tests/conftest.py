@@ -1,4 +1,5 @@
-"""Shared fixtures: a study with the classic three arms, its ingest token, a real Celery worker."""
+"""Shared fixtures: a study with the classic three arms, its ingest token, the fixed cast of users
+(tests/builders.py builds them), the hand-checked labelled study, a real Celery worker."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ import secrets
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import User
 
 from reviewapp.studies.models import Arm, IngestToken, Study
+from tests.builders import enrol, make_labelled, researcher_of, user
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -97,17 +101,59 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
 
 @pytest.fixture
 def labelled(study) -> Study:
-    """Four reviewers' answers on four items, the metrics worked out by hand (tests/labelled_study.py)."""
-    from tests.labelled_study import make_labelled
-
+    """Four reviewers' answers on four items, the metrics worked out by hand (tests/builders.py)."""
     return make_labelled(study)
 
 
-@pytest.fixture
-def researcher(db, study):
-    """A researcher of the study (staff, on its researchers list)."""
-    from django.contrib.auth.models import User
+# --- the cast: who can see what is tested with the same people everywhere ------------------
 
-    user = User.objects.create_user("rosa", password="pw-rosa-12345", is_staff=True)
-    study.researchers.add(user)
-    return user
+
+@pytest.fixture
+def admin(db) -> User:
+    """A superuser: every study, the Django admin."""
+    return user("ada", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def admin_user(admin) -> User:
+    """pytest-django's ``admin_user`` (and so its ``admin_client``) is the cast's admin."""
+    return admin
+
+
+@pytest.fixture
+def researcher(study) -> User:
+    """A researcher of the study (staff, on its researchers list)."""
+    return researcher_of(study, "rosa")
+
+
+@pytest.fixture
+def outsider(other_study) -> User:
+    """A researcher of another team's study (``other_study``), not of this one."""
+    return researcher_of(other_study, "otto")
+
+
+@pytest.fixture
+def reviewer(study) -> User:
+    """A reviewer in the study's control arm."""
+    return enrol(study, "rev", "control")
+
+
+@pytest.fixture
+def other_reviewer(study, reviewer) -> User:
+    """A second reviewer, in the recommendation arm (enrolled after ``reviewer``)."""
+    return enrol(study, "remy", "recommendation")
+
+
+@dataclass
+class Cast:
+    admin: User
+    researcher: User
+    outsider: User
+    reviewer: User
+    other_reviewer: User
+
+
+@pytest.fixture
+def cast(admin, researcher, outsider, reviewer, other_reviewer) -> Cast:
+    """Everyone at once, for pages whose answer depends on who asks."""
+    return Cast(admin, researcher, outsider, reviewer, other_reviewer)

@@ -3,16 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
 
 from reviewapp.ingest.models import IngestJob
-
-
-@pytest.fixture
-def admin_client(client, db):
-    admin = User.objects.create_user("alice", password="pw-alice-123", is_staff=True, is_superuser=True)
-    client.force_login(admin)
-    return client
 
 
 @pytest.mark.django_db
@@ -22,8 +14,7 @@ class TestPages:
         assert response.status_code == 302
         assert response["Location"] == "/accounts/login/"
 
-    def test_it_keeps_reviewers_out_of_study_pages(self, client, study):
-        reviewer = User.objects.create_user("rita", password="pw-rita-123")
+    def test_it_keeps_reviewers_out_of_study_pages(self, client, study, reviewer):
         client.force_login(reviewer)
         assert client.get("/studies/refunds/").status_code == 403
 

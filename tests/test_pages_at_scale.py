@@ -22,6 +22,7 @@ from bench.pages import seed_study
 from reviewapp.ingest.models import IngestJob, Item
 from reviewapp.queue.models import Assignment, ItemQuota, Label
 from reviewapp.studies.models import Study
+from tests.builders import user
 
 BIG_TABLES = (Item._meta.db_table, ItemQuota._meta.db_table, Assignment._meta.db_table, Label._meta.db_table)
 # Rows of one big table a page may read: its 50 items (and a look-ahead), or the 300
@@ -31,7 +32,7 @@ HX = {"HTTP_HX_REQUEST": "true"}
 
 
 def seeded(slug: str, items: int) -> tuple[Study, User]:
-    researcher = User.objects.create_user(f"researcher-{slug}", is_staff=True)
+    researcher = user(f"researcher-{slug}", is_staff=True)
     record = seed_study(slug=slug, items=items, labels=items, reviewers=6, researcher=researcher, vacuum=False)
     with connection.cursor() as cursor:
         # Table statistics, as autovacuum keeps them: plans are chosen as in production.

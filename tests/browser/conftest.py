@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import PASSWORD
 from tests.conftest import ROOT
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -72,3 +73,21 @@ def page_factory(browser):
 def screenshot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def log_in(page, base: str, username: str, password: str = PASSWORD) -> None:
+    """Log in through the form, as a person would, and wait for the home page."""
+    page.goto(f"{base}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+
+def open_review(page, base: str, study, username: str) -> None:
+    """Log in as a reviewer and open the study's first item."""
+    log_in(page, base, username)
+    page.click("text=Start reviewing")
+    page.wait_for_selector("#answer-form")
+    # The keyboard shortcuts are bound by a deferred script: a key pressed before it ran is lost.
+    page.wait_for_load_state("domcontentloaded")

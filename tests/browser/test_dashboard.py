@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
 from reviewapp.demo_simulation import SIMULATED_SLUG, simulated_study
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import log_in, screenshot
+from tests.builders import user
 
 pytestmark = pytest.mark.django_db(transaction=True)
-PASSWORD = "pw-dash-12345"
-
-
-def log_in(page, base: str, username: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
 
 
 def first_reviewer(page) -> str:
@@ -28,7 +19,7 @@ def first_reviewer(page) -> str:
 class TestDashboardInTheBrowser:
     def test_a_researcher_reads_the_charts_sorts_reviewers_and_opens_one(self, live_server, page_factory):
         # 24 simulated reviewers through the real queue (two rubber stamps), metrics computed.
-        researcher = User.objects.create_user("ada", password=PASSWORD, is_staff=True)
+        researcher = user("ada", is_staff=True)
         study = simulated_study(researcher, lambda message: None)
         base = live_server.url
         page = page_factory()

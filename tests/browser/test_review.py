@@ -5,17 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import User
 from django.utils import timezone
 from playwright.sync_api import expect
 
 from reviewapp.queue.models import Assignment, Label, LateSubmission
-from reviewapp.studies.models import Arm, Enrolment, Study
-from tests.browser.conftest import screenshot
-from tests.review.conftest import make_items
+from reviewapp.studies.models import Arm, Study
+from tests.browser.conftest import open_review, screenshot
+from tests.builders import enrol, make_items
 
 pytestmark = pytest.mark.django_db(transaction=True)
-PASSWORD = "pw-review-123"
 HOSTILE = {
     "title": "Hostile tool output",
     "messages": [
@@ -33,26 +31,6 @@ HOSTILE = {
         },
     ],
 }
-
-
-def enrol(study: Study, username: str, arm_name: str) -> User:
-    reviewer = User.objects.create_user(username, password=PASSWORD)
-    arm = Arm.objects.get(study=study, name=arm_name)
-    sequence = Enrolment.objects.filter(study=study).count()
-    Enrolment.objects.create(study=study, reviewer=reviewer, arm=arm, seed=1, sequence=sequence, source="admin")
-    return reviewer
-
-
-def open_review(page, base: str, study: Study, username: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
-    page.click("text=Start reviewing")
-    page.wait_for_selector("#answer-form")
-    # The keyboard shortcuts are bound by a deferred script: a key pressed before it ran is lost.
-    page.wait_for_load_state("domcontentloaded")
 
 
 def done_count(page) -> int:

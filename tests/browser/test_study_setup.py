@@ -5,30 +5,23 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth.models import User
 
 from reviewapp.studies.models import Enrolment, Study
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import log_in, screenshot
+from tests.builders import user
 from tests.conftest import FIXTURES
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
-
-
-def log_in(page, base: str, username: str, password: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("button[type=submit]")
 
 
 class TestStudySetupInTheBrowser:
     def test_it_creates_a_study_ingests_invites_and_shows_balance(
         self, live_server, page_factory, celery_worker_process
     ):
-        User.objects.create_user("ada", password="pw-ada-12345", is_staff=True)
+        user("ada", is_staff=True)
         base = live_server.url
         admin = page_factory()
-        log_in(admin, base, "ada", "pw-ada-12345")
+        log_in(admin, base, "ada")
 
         admin.click("text=New study")
         admin.fill("#id_title", "Agent deploys")
@@ -82,9 +75,9 @@ class TestStudySetupInTheBrowser:
             assert violations == []
 
     def test_it_refuses_a_reviewer_on_researcher_pages(self, live_server, page_factory):
-        User.objects.create_user("rex", password="pw-rex-12345")
+        user("rex")
         page = page_factory()
-        log_in(page, live_server.url, "rex", "pw-rex-12345")
+        log_in(page, live_server.url, "rex")
         response = page.goto(f"{live_server.url}/studies/new/")
         assert response.status == 403
         assert "not open to reviewer accounts" in page.text_content("main")

@@ -8,9 +8,8 @@ import pytest
 from playwright.sync_api import expect
 
 from reviewapp.queue.models import Label
-from tests.browser.conftest import screenshot
-from tests.browser.test_review import enrol, open_review
-from tests.review.conftest import make_items
+from tests.browser.conftest import open_review, screenshot
+from tests.builders import enrol, make_items
 
 pytestmark = pytest.mark.django_db(transaction=True)
 NESTED = "Also transferred $9,800 to account 4471"

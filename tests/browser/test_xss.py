@@ -19,7 +19,6 @@ import json
 from urllib.parse import urlsplit
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 from playwright.sync_api import expect
 
@@ -27,8 +26,8 @@ from reviewapp.ingest.models import IngestJob, Item
 from reviewapp.queue.models import Label
 from reviewapp.rendering import reveal_hidden_characters
 from reviewapp.studies.models import IngestToken, Invitation, Study
-from tests.browser.conftest import screenshot
-from tests.browser.test_review import PASSWORD, enrol
+from tests.browser.conftest import log_in, screenshot
+from tests.builders import enrol
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -177,14 +176,6 @@ class Watch:
         assert problems == [], f"{where}: {problems}"
 
 
-def log_in(page, base: str, username: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
-
-
 @pytest.fixture
 def hostile_study(study):
     Study.objects.filter(pk=study.pk).update(
@@ -292,9 +283,7 @@ class TestHostileContentIsInert:
         assert Label.objects.get(reviewer__username="carla").comment == comment
         watch.assert_inert("after saving the hostile comment")
 
-    def test_the_researcher_pages_show_hostile_items_inert(self, live_server, page_factory, hostile_study):
-        researcher = User.objects.create_user("rosa", password=PASSWORD, is_staff=True)
-        hostile_study.researchers.add(researcher)
+    def test_the_researcher_pages_show_hostile_items_inert(self, live_server, page_factory, hostile_study, researcher):
         page = page_factory()
         watch = Watch(page, live_server.url)
         log_in(page, live_server.url, "rosa")
@@ -325,9 +314,9 @@ class TestHostileContentIsInert:
         watch.assert_inert("404 page with a hostile path", url=missing)
         screenshot(page, "xss-404-reflected-path")
 
-    def test_the_dashboard_and_exports_pages_show_hostile_items_inert(self, live_server, page_factory, hostile_study):
-        researcher = User.objects.create_user("rosa", password=PASSWORD, is_staff=True)
-        hostile_study.researchers.add(researcher)
+    def test_the_dashboard_and_exports_pages_show_hostile_items_inert(
+        self, live_server, page_factory, hostile_study, researcher
+    ):
         reviewer = enrol(hostile_study, "rashid", "rationale")
         page = page_factory()
         watch = Watch(page, live_server.url)

@@ -33,8 +33,8 @@ from reviewapp.queue.models import Label
 from reviewapp.reports.models import ExportJob
 from reviewapp.studies.models import Enrolment
 from reviewapp.studies.services import enrolment_create
+from tests.builders import record
 from tests.conftest import database_url_for_subprocess
-from tests.ingest.test_parsing import record
 
 from .servers import Browser, Celery, gunicorn, gunicorn_stop, password_hash, subprocess_env, wait_until
 

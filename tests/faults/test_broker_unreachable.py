@@ -18,9 +18,7 @@ from reviewapp.metrics.models import MetricRun
 from reviewapp.queue.models import Label
 from reviewapp.queue.services import claim_next
 from reviewapp.reports.models import ExportJob
-from tests.ingest.test_parsing import record
-from tests.queue.test_services import reviewer
-from tests.reports.test_exports import make_labelled, researcher_of
+from tests.builders import enrol_allocated, make_labelled, record, researcher_of
 
 from .conftest import celery_broker
 from .servers import free_port
@@ -75,7 +73,7 @@ class TestBrokerUnreachable:
 
     def test_a_label_submit_needs_no_broker(self, client, study, broker_down):
         make_labelled(study)
-        user = reviewer(study)
+        user = enrol_allocated(study)
         assignment = claim_next(study=study, reviewer=user)
         client.force_login(user)
 

@@ -32,8 +32,7 @@ from reviewapp.ingest.models import IngestJob
 from reviewapp.jobs import BROKER_DOWN_NOTE, recover_jobs
 from reviewapp.metrics.models import MetricRun
 from reviewapp.reports.models import ExportJob
-from tests.ingest.test_parsing import record
-from tests.reports.test_exports import make_labelled, researcher_of
+from tests.builders import make_labelled, record, researcher_of
 
 from .conftest import celery_broker
 

@@ -17,7 +17,7 @@ from reviewapp.metrics.models import MetricRun
 from reviewapp.metrics.services import metric_run_request
 from reviewapp.reports.models import ExportJob
 from reviewapp.reports.services import export_job_create
-from tests.reports.test_exports import make_labelled, researcher_of
+from tests.builders import make_labelled, researcher_of
 
 from .conftest import celery_broker
 

@@ -36,8 +36,8 @@ from reviewapp.metrics.services import metric_run_request
 from reviewapp.reports.models import ExportJob
 from reviewapp.reports.services import export_job_create
 from reviewapp.studies.models import Study
+from tests.builders import researcher_of
 from tests.conftest import database_url_for_subprocess
-from tests.reports.test_exports import researcher_of
 
 from .conftest import celery_broker
 from .servers import Celery, subprocess_env, wait_until

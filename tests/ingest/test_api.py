@@ -10,8 +10,8 @@ from django.test import override_settings
 
 from reviewapp.ingest.models import Item
 from reviewapp.studies.models import AuditEvent, IngestToken, Study
+from tests.builders import record
 from tests.conftest import FIXTURES
-from tests.ingest.test_parsing import record
 
 URL = "/api/studies/refunds/items"
 JSONL = "application/x-ndjson"

@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from reviewapp.ingest.models import IngestJob, Item
+from tests.builders import record
 from tests.conftest import database_url_for_subprocess
 from tests.faults.servers import collect_static, gunicorn, gunicorn_stop, subprocess_env
-from tests.ingest.test_parsing import record
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BODY_LIMIT = 20_000

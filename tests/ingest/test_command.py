@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from reviewapp.ingest.models import IngestJob, Item
-from tests.ingest.test_parsing import record
+from tests.builders import record
 
 
 def write_jsonl(path, records) -> None:

@@ -14,7 +14,7 @@ from reviewapp.ingest.files import ReadLimits, parse_file
 from reviewapp.ingest.models import IngestJob, Item
 from reviewapp.ingest.parsing import BodyError, ItemRecord
 from reviewapp.jobs import job_run
-from tests.ingest.test_parsing import record
+from tests.builders import record
 
 URL = "/api/studies/refunds/items"
 JSONL = "application/x-ndjson"

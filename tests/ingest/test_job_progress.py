@@ -16,7 +16,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-from django.contrib.auth.models import User
 from django.db import connection, connections
 from django.db.utils import OperationalError
 
@@ -26,8 +25,7 @@ from reviewapp.ingest.models import IngestJob, Item
 from reviewapp.queue.models import ItemQuota, ReviewerCursor
 from reviewapp.queue.services import claim_next, label_submit
 from reviewapp.studies.services import enrolment_create
-from tests.ingest.test_parsing import record
-from tests.review.conftest import make_items
+from tests.builders import make_items, record, user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -187,7 +185,7 @@ class TestIngestJobProgress:
 def reviewer_in_study(study):
     """A reviewer of the running study, which already has three items in its queue."""
     make_items(study, 3, prefix="early")
-    reviewer = User.objects.create_user("rev", password="pw-review-123")
+    reviewer = user("rev")
     enrolment, _ = enrolment_create(study=study, reviewer=reviewer, source="admin")
     return reviewer, enrolment
 
@@ -203,7 +201,7 @@ class TestIngestDoesNotBlockReviewers:
                 assignment = claim_next(study=study, reviewer=reviewer)
                 values = {"decision": "approve"}
                 label_submit(study=study, reviewer=reviewer, assignment_id=assignment.pk, values=values)
-                newcomer = User.objects.create_user("newcomer", password="pw-review-123")
+                newcomer = user("newcomer")
                 joined, created = enrolment_create(study=study, reviewer=newcomer, source="admin")
                 next_one = claim_next(study=study, reviewer=newcomer)
             except OperationalError as exc:
@@ -228,7 +226,7 @@ class TestIngestDoesNotBlockReviewers:
         with blocker.cursor() as cursor:
             cursor.execute("SELECT id FROM studies_study WHERE id = %s FOR UPDATE", [study.pk])
         try:
-            newcomer = User.objects.create_user("newcomer", password="pw-review-123")
+            newcomer = user("newcomer")
             with lock_timeout(0.5), pytest.raises(OperationalError, match="lock timeout"):
                 enrolment_create(study=study, reviewer=newcomer, source="admin")
         finally:

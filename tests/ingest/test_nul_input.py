@@ -7,7 +7,7 @@ import pytest
 
 from reviewapp.ingest.models import IngestJob, Item
 from reviewapp.jobs import job_run
-from tests.ingest.test_parsing import record
+from tests.builders import record
 
 URL = "/api/studies/refunds/items"
 JSONL = "application/x-ndjson"

@@ -7,36 +7,13 @@ import pytest
 
 from reviewapp.ingest.parsing import BodyError, ItemRecord, RecordError, parse_document, parse_jsonl
 from reviewapp.studies.schema import DEFAULT_LABEL_SCHEMA, decision_field, value_error
+from tests.builders import record
 
 DECISION = decision_field(DEFAULT_LABEL_SCHEMA)
 
 
 def check(value):
     return value_error(DECISION, value)
-
-
-def record(**overrides) -> dict:
-    base = {
-        "external_id": "run-1",
-        "title": "Refund over limit",
-        "messages": [
-            {"role": "system", "content": "You are a support agent. Refunds above $200 need a manager."},
-            {"role": "user", "content": "Please refund order A-1 ($240)."},
-            {
-                "role": "assistant",
-                "content": "Looking up the order.",
-                "tool_calls": [{"id": "c1", "name": "lookup_order", "arguments": {"order_id": "A-1"}}],
-            },
-            {"role": "tool", "tool_call_id": "c1", "name": "lookup_order", "content": '{"total": 240}'},
-            {"role": "assistant", "content": "I will refund $240 now."},
-        ],
-        "ai_recommendation": "approve",
-        "ai_rationale": "The customer is eligible.",
-        "ai_confidence": 0.9,
-        "gold_label": "reject",
-    }
-    base.update(overrides)
-    return base
 
 
 def jsonl(*records) -> list[bytes]:

@@ -12,9 +12,8 @@ from django.test import override_settings
 from reviewapp.ingest.files import parse_file
 from reviewapp.ingest.models import Item
 from reviewapp.ingest.parsing import ItemRecord, RecordError, parse_document, parse_jsonl
+from tests.builders import TRACE, chat, document, record, root, text
 from tests.conftest import FIXTURES
-from tests.formats.test_otel import TRACE, chat, document, root, text
-from tests.ingest.test_parsing import record
 
 LIMIT = 20_000
 BIG = "x" * 50_000  # a record around 50 KB: over LIMIT

@@ -12,7 +12,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from reviewapp.ingest.models import Item
 from reviewapp.ingest.parsing import parse_jsonl
 from reviewapp.ingest.services import ConcurrentIngestError, items_ingest
-from tests.ingest.test_parsing import record
+from tests.builders import record
 
 
 @pytest.mark.django_db(transaction=True)

@@ -9,7 +9,7 @@ import pytest
 
 from reviewapp.ingest.models import IngestJob, Item
 from reviewapp.jobs import job_run
-from tests.ingest.test_parsing import record
+from tests.builders import record
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 

@@ -7,8 +7,7 @@ import numpy as np
 from reviewapp.metrics.loading import labels_load
 from reviewapp.queue.models import Label
 from reviewapp.queue.services import claim_next, label_submit
-from tests.labelled_study import load_items
-from tests.queue.test_services import reviewers_by_arm
+from tests.builders import load_items, reviewers_by_arm
 
 
 class TestLabelLoading:

@@ -9,14 +9,7 @@ from reviewapp.jobs import job_run, run_job
 from reviewapp.metrics import services
 from reviewapp.metrics.models import MetricRun
 from reviewapp.metrics.tasks import refresh_running_studies
-from tests.labelled_study import label_in_order
-from tests.queue.test_services import reviewers_by_arm
-
-
-def computed(study) -> MetricRun:
-    run, created = services.metric_run_request(study=study)
-    assert created
-    return job_run(MetricRun, run.pk)
+from tests.builders import compute_metrics, label_in_order, reviewers_by_arm
 
 
 def arm(result: dict, name: str) -> dict:
@@ -25,7 +18,7 @@ def arm(result: dict, name: str) -> dict:
 
 class TestMetricRuns:
     def test_it_computes_deference_by_arm_split_by_whether_the_ai_was_right(self, labelled):
-        run = computed(labelled)
+        run = compute_metrics(labelled)
 
         assert run.status == "succeeded" and run.progress == 100 and run.error == ""
         result = run.result
@@ -66,7 +59,7 @@ class TestMetricRuns:
         )
 
     def test_it_skips_a_run_when_nothing_changed_since_the_last(self, labelled):
-        first = computed(labelled)
+        first = compute_metrics(labelled)
 
         run, created = services.metric_run_request(study=labelled)
         assert (run, created) == (first, False)
@@ -82,7 +75,7 @@ class TestMetricRuns:
         assert MetricRun.objects.filter(study=labelled).count() == 1
 
     def test_a_redelivered_task_leaves_the_stored_result_alone(self, labelled):
-        run = computed(labelled)
+        run = compute_metrics(labelled)
         run_job.apply(args=["metrics", run.pk])
         job_run(MetricRun, run.pk)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import User
-
 from reviewapp.jobs import job_run
 from reviewapp.metrics import services
 from reviewapp.metrics.models import MetricRun
@@ -52,9 +50,7 @@ class TestMetricsPanel:
         response = client.post("/studies/refunds/metrics/run/", follow=True)
         assert b"There are no labels yet: nothing to compute." in response.content
 
-    def test_reviewers_and_other_researchers_cannot_see_or_start_it(self, client, study, researcher):
-        reviewer = User.objects.create_user("rev")
-        outsider = User.objects.create_user("otto", is_staff=True)
+    def test_reviewers_and_other_researchers_cannot_see_or_start_it(self, client, study, reviewer, outsider):
         client.force_login(reviewer)
         assert client.get("/studies/refunds/metrics/").status_code == 403
         assert client.post("/studies/refunds/metrics/run/").status_code == 403

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.contrib.auth.models import User
 
 from reviewapp.metrics.models import MetricRun
 
@@ -13,9 +12,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 
 class TestMetricsOnAWorker:
-    def test_a_real_worker_computes_the_run_the_button_queued(self, client, labelled, celery_worker_process):
-        researcher = User.objects.create_user("rosa", is_staff=True)
-        labelled.researchers.add(researcher)
+    def test_a_real_worker_computes_the_run_the_button_queued(
+        self, client, labelled, researcher, celery_worker_process
+    ):
         client.force_login(researcher)
 
         response = client.post("/studies/refunds/metrics/run/", HTTP_HX_REQUEST="true")

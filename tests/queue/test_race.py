@@ -17,49 +17,22 @@ import traceback
 from collections import Counter
 from datetime import timedelta
 
-import orjson
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
-from reviewapp.ingest.parsing import parse_jsonl
-from reviewapp.ingest.services import items_ingest
 from reviewapp.queue.models import Assignment, ItemQuota, Label, LateSubmission
 from reviewapp.queue.services import StaleLease, assignment_skip, claim_next, label_submit, leases_expire
 from reviewapp.studies.models import Enrolment, Study
-from reviewapp.studies.services import enrolment_create
+from tests.builders import enrol_allocated, ingest
 
 K = 3
 REVIEWERS = 64
 CLAIMS_EACH = 160  # 64 x 160 = 10,240 claims
 ITEMS = 1500  # ~21 reviewers per arm x 160 claims / k = 3 leaves a margin, so nobody runs dry
 ABANDON, SKIP, DOUBLE_CLICK, RETRY = 0.08, 0.03, 0.05, 0.03
-
-
-def ingest(study: Study, count: int) -> None:
-    lines = (
-        orjson.dumps(
-            {
-                "external_id": f"run-{n:05d}",
-                "messages": [{"role": "user", "content": f"Please refund order {n}."}],
-                "ai_recommendation": "approve",
-            }
-        )
-        for n in range(count)
-    )
-    outcome = items_ingest(study=study, results=parse_jsonl(lines))
-    assert outcome.created == count, outcome.summary()
-
-
-def enrol(study: Study, count: int) -> list[User]:
-    users = []
-    for n in range(count):
-        user = User.objects.create_user(f"reviewer-{n:02d}")
-        enrolment_create(study=study, reviewer=user, source=Enrolment.Source.ADMIN)
-        users.append(user)
-    return users
 
 
 class Reviewer:
@@ -202,8 +175,8 @@ def quota_mismatches(study: Study) -> list[tuple]:
 
 class TestQueueRace:
     def test_it_leases_one_item_when_a_reviewer_clicks_eight_times_at_once(self, transactional_db, study):
-        ingest(study, 5)
-        (user,) = enrol(study, 1)
+        ingest(study, *(f"run-{n:05d}" for n in range(5)))
+        user = enrol_allocated(study)
         start = threading.Barrier(8)
         leased: list[int] = []
 
@@ -224,12 +197,13 @@ class TestQueueRace:
         assert Assignment.objects.filter(reviewer=user).count() == 1
 
     # ~10,000 claims through the ORM take minutes on a busy 2-core machine, over the 300 s default.
+    @pytest.mark.slow
     @pytest.mark.timeout(900)
     def test_it_keeps_every_queue_promise_under_a_64_reviewer_race(self, transactional_db, study):
         Study.objects.filter(pk=study.pk).update(overlap_k=K, lease_seconds=30)
         study.refresh_from_db()
-        ingest(study, ITEMS)
-        users = enrol(study, REVIEWERS)
+        ingest(study, *(f"run-{n:05d}" for n in range(ITEMS)))
+        users = [enrol_allocated(study) for _ in range(REVIEWERS)]
 
         tally, errors, seconds = run_reviewers(study, users)
 

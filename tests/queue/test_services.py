@@ -9,9 +9,7 @@ control / recommendation / rationale (weight 1 each), k = 3 and the default sche
 from __future__ import annotations
 
 from datetime import timedelta
-from itertools import count
 
-import orjson
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection, transaction
@@ -20,8 +18,6 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from reviewapp.ingest.models import Item
-from reviewapp.ingest.parsing import parse_jsonl
-from reviewapp.ingest.services import items_ingest
 from reviewapp.queue.models import Assignment, ItemQuota, Label, LateSubmission, QuotaTally, ReviewerCursor
 from reviewapp.queue.services import (
     InvalidLabel,
@@ -38,47 +34,8 @@ from reviewapp.queue.services import (
 )
 from reviewapp.queue.tasks import refresh_progress
 from reviewapp.studies.models import Enrolment, Study
-from reviewapp.studies.services import enrolment_create, study_transition
-
-APPROVE = {"decision": "approve"}
-_names = count()
-
-
-def ingest(study: Study, *external_ids: str, priority: int = 0) -> list[Item]:
-    """Load items the way a pipeline does, in the given order (so ids grow with it)."""
-    lines = [
-        orjson.dumps(
-            {
-                "external_id": external_id,
-                "messages": [{"role": "user", "content": f"Please refund order {external_id}."}],
-                "ai_recommendation": "approve",
-                "priority": priority,
-            }
-        )
-        for external_id in external_ids
-    ]
-    outcome = items_ingest(study=study, results=parse_jsonl(lines))
-    assert outcome.committed and outcome.created == len(external_ids), outcome.summary()
-    return list(Item.objects.filter(study=study, external_id__in=external_ids).order_by("id"))
-
-
-def reviewer(study: Study) -> User:
-    user = User.objects.create_user(f"reviewer-{next(_names)}")
-    enrolment_create(study=study, reviewer=user, source=Enrolment.Source.ADMIN)
-    return user
-
-
-def reviewers_by_arm(study: Study, wanted: dict[str, int]) -> dict[str, list[User]]:
-    """Enrol reviewers until each named arm has as many as wanted (allocation is the study's)."""
-    by_arm: dict[str, list[User]] = {name: [] for name in wanted}
-    for _ in range(60):
-        if all(len(by_arm[name]) >= n for name, n in wanted.items()):
-            return by_arm
-        user = reviewer(study)
-        arm = Enrolment.objects.get(study=study, reviewer=user).arm.name
-        if arm in by_arm and len(by_arm[arm]) < wanted[arm]:
-            by_arm[arm].append(user)
-    raise AssertionError(f"allocation did not fill {wanted}")
+from reviewapp.studies.services import study_transition
+from tests.builders import APPROVE, enrol_allocated, ingest, reviewers_by_arm, user
 
 
 def set_study(study: Study, **fields) -> Study:
@@ -177,7 +134,7 @@ class TestQueueServices:
 
     def test_it_adds_quotas_for_items_ingested_while_running_without_touching_others(self, study):
         (first,) = ingest(study, "a")
-        user = reviewer(study)
+        user = enrol_allocated(study)
         claim_next(study=study, reviewer=user)
         arm_id = Enrolment.objects.get(reviewer=user).arm_id
 
@@ -193,7 +150,7 @@ class TestQueueServices:
         ingest(study, "old-high", priority=5)
         ingest(study, "new-low")
         ingest(study, "new-high", priority=5)
-        user = reviewer(study)
+        user = enrol_allocated(study)
 
         served = [review(study, user) for _ in range(5)]
 
@@ -201,7 +158,7 @@ class TestQueueServices:
 
     def test_it_returns_the_same_lease_on_a_double_click(self, study):
         (item,) = ingest(study, "a")
-        user = reviewer(study)
+        user = enrol_allocated(study)
 
         first = claim_next(study=study, reviewer=user)
         second = claim_next(study=study, reviewer=user)
@@ -212,7 +169,7 @@ class TestQueueServices:
 
     def test_it_never_offers_an_item_twice_to_one_reviewer(self, study):
         ingest(study, "submitted", "skipped", "expired")
-        user = reviewer(study)
+        user = enrol_allocated(study)
 
         first = claim_next(study=study, reviewer=user)
         label_submit(study=study, reviewer=user, assignment_id=first.pk, values=APPROVE)
@@ -232,7 +189,7 @@ class TestQueueServices:
         set_study(study, overlap_k=2)
         study.arms.exclude(name="control").update(weight=0)
         ingest(study, "a", "b")
-        first, second, third = (reviewer(study) for _ in range(3))
+        first, second, third = (enrol_allocated(study) for _ in range(3))
 
         assert [claimed(study, u) for u in (first, second, third)] == ["a", "a", "b"]
 
@@ -240,7 +197,7 @@ class TestQueueServices:
         set_study(study, overlap_k=2)
         study.arms.exclude(name="control").update(weight=0)
         ingest(study, "a")
-        first, second, third = (reviewer(study) for _ in range(3))
+        first, second, third = (enrol_allocated(study) for _ in range(3))
 
         assert [claimed(study, u) for u in (first, second, third)] == ["a", "a", None]
         label_submit(
@@ -264,7 +221,7 @@ class TestQueueServices:
     def test_it_picks_an_arm_per_assignment_in_a_within_study(self, study):
         set_study(study, design=Study.Design.WITHIN)
         (item,) = ingest(study, "a")
-        users = [reviewer(study) for _ in range(4)]
+        users = [enrol_allocated(study) for _ in range(4)]
         assert all(e.arm_id is None for e in Enrolment.objects.filter(study=study))
 
         assignments = [claim_next(study=study, reviewer=u) for u in users[:3]]
@@ -277,7 +234,7 @@ class TestQueueServices:
     def test_it_keeps_a_within_study_counterbalanced_when_a_lease_expires(self, study):
         set_study(study, design=Study.Design.WITHIN)
         (item,) = ingest(study, "a")
-        walked_away, stayed, late_comer, last = (reviewer(study) for _ in range(4))
+        walked_away, stayed, late_comer, last = (enrol_allocated(study) for _ in range(4))
         abandoned = claim_next(study=study, reviewer=walked_away)
         claim_next(study=study, reviewer=stayed)
         overdue(abandoned)
@@ -292,7 +249,7 @@ class TestQueueServices:
 
     def test_it_refuses_reviewers_who_are_not_enrolled(self, study):
         ingest(study, "a")
-        stranger = User.objects.create_user("stranger")
+        stranger = user("stranger")
 
         with pytest.raises(NotEnrolled) as refused:
             claim_next(study=study, reviewer=stranger)
@@ -302,7 +259,7 @@ class TestQueueServices:
 
     def test_it_serves_nothing_while_the_study_is_paused(self, study):
         ingest(study, "a")
-        user = reviewer(study)
+        user = enrol_allocated(study)
         study_transition(study=study, actor=None, to_status=Study.Status.PAUSED)
         study.refresh_from_db()
 
@@ -316,7 +273,7 @@ class TestQueueServices:
 
     def test_it_needs_a_reason_to_skip_and_gives_the_slot_back(self, study):
         (item,) = ingest(study, "a")
-        user = reviewer(study)
+        user = enrol_allocated(study)
         assignment = claim_next(study=study, reviewer=user)
 
         with pytest.raises(QueueError):
@@ -333,7 +290,7 @@ class TestQueueServices:
 
     def test_it_does_not_count_an_answer_on_a_skipped_item(self, study):
         (item,) = ingest(study, "a")
-        user = reviewer(study)
+        user = enrol_allocated(study)
         assignment = claim_next(study=study, reviewer=user)
         assignment_skip(study=study, reviewer=user, assignment_id=assignment.pk, reason="Conflict of interest")
 
@@ -347,7 +304,7 @@ class TestQueueServices:
 
     def test_it_rejects_labels_that_do_not_fit_the_schema(self, study):
         ingest(study, "a")
-        user = reviewer(study)
+        user = enrol_allocated(study)
         assignment = claim_next(study=study, reviewer=user)
         cases = [
             ({"decision": "maybe"}, "decision"),
@@ -365,7 +322,7 @@ class TestQueueServices:
 
     def test_it_records_a_double_submit_once(self, study):
         (item,) = ingest(study, "a")
-        user = reviewer(study)
+        user = enrol_allocated(study)
         assignment = claim_next(study=study, reviewer=user)
 
         label, created = label_submit(study=study, reviewer=user, assignment_id=assignment.pk, values=APPROVE)
@@ -381,7 +338,7 @@ class TestQueueServices:
 
     def test_it_does_not_let_a_reviewer_submit_someone_elses_assignment(self, study):
         ingest(study, "a")
-        owner, intruder = reviewer(study), reviewer(study)
+        owner, intruder = enrol_allocated(study), enrol_allocated(study)
         assignment = claim_next(study=study, reviewer=owner)
 
         with pytest.raises(NotEnrolled):
@@ -410,7 +367,7 @@ class TestQueueServices:
     def test_it_counts_a_late_submit_when_the_slot_is_still_free(self, study):
         set_study(study, overlap_k=1)
         (item,) = ingest(study, "a")
-        user = reviewer(study)
+        user = enrol_allocated(study)
         assignment = claim_next(study=study, reviewer=user)
         overdue(assignment)
         leases_expire(study=study)
@@ -425,7 +382,7 @@ class TestQueueServices:
     def test_it_counts_a_late_submit_on_an_overdue_lease_nobody_swept_yet(self, study):
         set_study(study, overlap_k=1)
         (item,) = ingest(study, "a")
-        user = reviewer(study)
+        user = enrol_allocated(study)
         assignment = claim_next(study=study, reviewer=user)
         overdue(assignment)
 
@@ -464,7 +421,7 @@ class TestQueueServices:
 
     def test_it_serves_a_high_priority_item_ingested_later_before_older_ones(self, study):
         ingest(study, "a", "b", "c")
-        user = reviewer(study)
+        user = enrol_allocated(study)
         assert review(study, user) == "a"
 
         ingest(study, "urgent", priority=10)
@@ -474,7 +431,7 @@ class TestQueueServices:
     def test_it_keeps_the_claim_flat_after_a_long_history(self, study, django_assert_max_num_queries):
         history = 2000
         items = ingest(study, *(f"item-{n:05d}" for n in range(history + 5)))
-        user = reviewer(study)
+        user = enrol_allocated(study)
         reviewed_in_bulk(study, user, items[:history])
         # Real claims from here on; the first one finds where the history ends.
         assert [review(study, user) for _ in range(2)] == ["item-02000", "item-02001"]
@@ -497,7 +454,7 @@ class TestQueueServices:
 
     def test_progress_counts_the_arms_queue_exactly_without_a_pass_over_it(self, study, django_assert_num_queries):
         ingest(study, "a", "b")
-        user = reviewer(study)
+        user = enrol_allocated(study)
         arm_id = Enrolment.objects.get(reviewer=user).arm_id
 
         # 2 items x k=3 slots in this arm, nothing done yet.
@@ -520,7 +477,7 @@ class TestQueueServices:
 
     def test_the_reviewers_label_count_counts_each_answer_once(self, study):
         ingest(study, "a", "b")
-        user = reviewer(study)
+        user = enrol_allocated(study)
         assignment = claim_next(study=study, reviewer=user)
         label_submit(study=study, reviewer=user, assignment_id=assignment.pk, values=APPROVE)
         label_submit(study=study, reviewer=user, assignment_id=assignment.pk, values=APPROVE)  # a double click

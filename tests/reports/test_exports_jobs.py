@@ -19,13 +19,7 @@ from reviewapp.jobs import job_run, run_job
 from reviewapp.reports import services
 from reviewapp.reports.models import ExportJob
 from reviewapp.reports.tasks import cleanup_old_exports
-
-from .test_exports import body, make_labelled, researcher_of
-
-
-@pytest.fixture
-def labelled(study):
-    return make_labelled(study)
+from tests.builders import body
 
 
 @pytest.fixture(autouse=True)
@@ -37,8 +31,10 @@ def export_dir(tmp_path, settings) -> Path:
 
 
 class TestExportJobs:
-    def test_above_the_threshold_the_page_offers_a_job_instead_of_a_stream(self, client, labelled, export_dir):
-        client.force_login(researcher_of(labelled))
+    def test_above_the_threshold_the_page_offers_a_job_instead_of_a_stream(
+        self, client, labelled, export_dir, researcher
+    ):
+        client.force_login(researcher)
 
         response = client.get("/studies/refunds/exports/labels.csv", follow=True)
 
@@ -52,8 +48,8 @@ class TestExportJobs:
         assert refused.json()["jobs_url"] == "/studies/refunds/exports/jobs/" and refused.json()["rows"] == 16
         assert not ExportJob.objects.exists()
 
-    def test_a_job_writes_the_same_file_the_stream_would_and_serves_it(self, client, labelled, export_dir):
-        client.force_login(researcher_of(labelled))
+    def test_a_job_writes_the_same_file_the_stream_would_and_serves_it(self, client, labelled, export_dir, researcher):
+        client.force_login(researcher)
         response = client.post("/studies/refunds/exports/jobs/", {"report": "labels", "format": "csv"})
         assert response.status_code == 302 and response["Location"] == "/studies/refunds/exports/#jobs"
         job = ExportJob.objects.get()
@@ -77,8 +73,8 @@ class TestExportJobs:
         assert body(download) == streamed
         assert len(list(csv.reader(io.StringIO(streamed.decode(), newline="")))) == 17
 
-    def test_a_json_lines_job_matches_the_json_lines_stream(self, client, labelled, export_dir):
-        client.force_login(researcher_of(labelled))
+    def test_a_json_lines_job_matches_the_json_lines_stream(self, client, labelled, export_dir, researcher):
+        client.force_login(researcher)
         response = client.post(
             "/studies/refunds/exports/jobs/", {"report": "items", "format": "jsonl"}, HTTP_ACCEPT="application/json"
         )
@@ -94,8 +90,8 @@ class TestExportJobs:
         assert download["Content-Type"] == "application/x-ndjson"
         assert body(download) == body(client.get("/studies/refunds/exports/items.jsonl"))
 
-    def test_a_double_click_finds_the_queued_job(self, client, labelled, export_dir):
-        client.force_login(researcher_of(labelled))
+    def test_a_double_click_finds_the_queued_job(self, client, labelled, export_dir, researcher):
+        client.force_login(researcher)
         client.post("/studies/refunds/exports/jobs/", {"report": "labels", "format": "csv"})
         again = client.post("/studies/refunds/exports/jobs/", {"report": "labels", "format": "csv"}, follow=True)
         assert b"It is already being prepared." in again.content
@@ -104,8 +100,8 @@ class TestExportJobs:
         assert ExportJob.objects.count() == 2
         assert client.post("/studies/refunds/exports/jobs/", {"report": "agreement"}).status_code == 400
 
-    def test_the_page_polls_progress_until_the_job_is_done(self, client, labelled, export_dir):
-        client.force_login(researcher_of(labelled))
+    def test_the_page_polls_progress_until_the_job_is_done(self, client, labelled, export_dir, researcher):
+        client.force_login(researcher)
         client.post("/studies/refunds/exports/jobs/", {"report": "labels", "format": "csv"})
         job = ExportJob.objects.get()
 
@@ -138,7 +134,7 @@ class TestExportJobs:
         )
         assert Path(job.file_path).stat().st_mtime_ns == written.st_mtime_ns
 
-    def test_a_restarted_job_rewrites_its_file_from_scratch(self, client, labelled, export_dir):
+    def test_a_restarted_job_rewrites_its_file_from_scratch(self, client, labelled, export_dir, researcher):
         job, _ = services.export_job_create(study=labelled, report="labels", fmt="csv", actor=None)
         # A worker died mid-job: the row says running, a stale file sits at the final path.
         ExportJob.objects.filter(pk=job.pk).update(status="running", attempts=1, rows_done=7)
@@ -148,7 +144,7 @@ class TestExportJobs:
 
         job.refresh_from_db()
         assert (job.status, job.attempts, job.rows_done) == ("succeeded", 2, 16)
-        client.force_login(researcher_of(labelled))
+        client.force_login(researcher)
         with override_settings(EXPORT_SYNC_MAX_ROWS=1000):
             streamed = body(client.get("/studies/refunds/exports/labels.csv"))
         assert Path(job.file_path).read_bytes() == streamed
@@ -168,7 +164,7 @@ class TestExportJobs:
         assert job.status == "failed" and job.error == "Export failed: RuntimeError: disk on fire"
         assert not os.listdir(export_dir)
 
-    def test_old_files_are_deleted_and_their_jobs_marked_expired(self, client, labelled, export_dir):
+    def test_old_files_are_deleted_and_their_jobs_marked_expired(self, client, labelled, export_dir, researcher):
         job, _ = services.export_job_create(study=labelled, report="items", fmt="csv", actor=None)
         job_run(ExportJob, job.pk)
         ExportJob.objects.filter(pk=job.pk).update(finished_at=timezone.now() - timedelta(days=8))
@@ -180,5 +176,5 @@ class TestExportJobs:
 
         job.refresh_from_db()
         assert job.status == "expired" and not Path(job.file_path).exists() and not stray.exists()
-        client.force_login(researcher_of(labelled))
+        client.force_login(researcher)
         assert client.get(f"/studies/refunds/exports/jobs/{job.pk}/download/").status_code == 404

@@ -14,8 +14,7 @@ from django.test import override_settings
 
 from reviewapp.jobs import run_job
 from reviewapp.reports.models import ExportJob
-
-from .test_exports import body, csv_rows, make_labelled, researcher_of
+from tests.builders import body, csv_rows
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -32,9 +31,10 @@ def wait_for(client, url: str, timeout: float = 60.0) -> dict:
 
 
 class TestExportsOnAWorker:
-    def test_a_real_worker_writes_the_file_the_button_asked_for(self, client, study, tmp_path, celery_worker_process):
-        labelled = make_labelled(study)
-        client.force_login(researcher_of(labelled))
+    def test_a_real_worker_writes_the_file_the_button_asked_for(
+        self, client, labelled, researcher, tmp_path, celery_worker_process
+    ):
+        client.force_login(researcher)
         with override_settings(EXPORT_SYNC_MAX_ROWS=1000):
             streamed = body(client.get("/studies/refunds/exports/labels.csv"))
 

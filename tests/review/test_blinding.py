@@ -17,8 +17,7 @@ from django.utils import timezone
 from reviewapp.queue import services as queue
 from reviewapp.queue.models import Assignment, LateSubmission
 from reviewapp.studies.models import Invitation, Study
-
-from .conftest import make_items
+from tests.builders import enrol, make_items
 
 CANARIES = {
     "recommendation": "CANARYREC7431",
@@ -45,7 +44,7 @@ def leaked(response) -> list[str]:
 
 
 @pytest.fixture
-def canary_study(study, enrol):
+def canary_study(study):
     Study.objects.filter(pk=study.pk).update(overlap_k=1)
     study.refresh_from_db()
     for n in range(3):
@@ -61,7 +60,7 @@ def canary_study(study, enrol):
             source_metadata={"note": CANARIES["metadata"]},
         )
     # Another reviewer (rationale arm) labelled an item, and left a late answer on another.
-    other = enrol("other", "rationale")
+    other = enrol(study, "other", "rationale")
     assignment = queue.claim_next(study=study, reviewer=other)
     queue.label_submit(
         study=study,
@@ -78,10 +77,10 @@ def canary_study(study, enrol):
 
 @pytest.mark.django_db
 class TestControlArmBlinding:
-    def test_no_response_a_control_reviewer_can_reach_carries_a_hidden_field(self, client, canary_study, enrol):
+    def test_no_response_a_control_reviewer_can_reach_carries_a_hidden_field(self, client, canary_study):
         study = canary_study
-        control = enrol("ctrl", "control")
-        rival = enrol("rival", "control")
+        control = enrol(canary_study, "ctrl", "control")
+        rival = enrol(canary_study, "rival", "control")
         invitation = Invitation.objects.create(study=study, label="cohort")
         client.force_login(control)
         responses = {}
@@ -150,9 +149,9 @@ class TestControlArmBlinding:
         assert "already answered" in responses["another answer from a stale tab"].content.decode()
         assert len(responses) == 35
 
-    def test_the_canaries_do_reach_an_arm_that_shows_them(self, client, canary_study, enrol):
+    def test_the_canaries_do_reach_an_arm_that_shows_them(self, client, canary_study):
         """The positive control: the same search finds what the rationale arm may see."""
-        client.force_login(enrol("shown", "rationale"))
+        client.force_login(enrol(canary_study, "shown", "rationale"))
         found = leaked(client.get(f"/review/{canary_study.slug}/"))
         assert "recommendation" in found and "rationale" in found
         assert "gold" not in found and "other_comment" not in found

@@ -8,8 +8,7 @@ import pytest
 
 from reviewapp.queue.models import Assignment, Label
 from reviewapp.studies.schema import DEFAULT_LABEL_SCHEMA
-
-from .conftest import make_items
+from tests.builders import enrol, make_items
 
 HX = {"HTTP_HX_REQUEST": "true"}
 NUL = "\u0000"
@@ -23,11 +22,11 @@ SCHEMA = {
 
 
 @pytest.fixture
-def leased(client, study, enrol):
+def leased(client, study):
     study.label_schema = SCHEMA
     study.save(update_fields=["label_schema"])
     make_items(study, 2)
-    reviewer = enrol("rev", "control")
+    reviewer = enrol(study, "rev", "control")
     client.force_login(reviewer)
     client.get(f"/review/{study.slug}/")
     return Assignment.objects.get(reviewer=reviewer, state="leased")

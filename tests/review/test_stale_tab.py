@@ -6,8 +6,7 @@ import pytest
 
 from reviewapp.queue.models import Assignment, Label
 from reviewapp.studies.models import Arm
-
-from .conftest import make_items
+from tests.builders import enrol, make_items
 
 HX = {"HTTP_HX_REQUEST": "true"}
 
@@ -18,9 +17,9 @@ def answer(client, study, assignment, data: dict, action: str = "answer", **extr
 
 @pytest.mark.django_db
 class TestStaleSecondTab:
-    def test_a_different_second_answer_is_told_the_first_one_stands(self, client, study, enrol):
+    def test_a_different_second_answer_is_told_the_first_one_stands(self, client, study):
         make_items(study, 3)
-        reviewer = enrol("rev", "recommendation")
+        reviewer = enrol(study, "rev", "recommendation")
         client.force_login(reviewer)
         client.get(f"/review/{study.slug}/")
         first = Assignment.objects.get(reviewer=reviewer, state="leased")
@@ -38,9 +37,9 @@ class TestStaleSecondTab:
         response = answer(client, study, first, {"field_decision": "reject"}, **HX)
         assert "Saved." in response.content.decode() and "already answered" not in response.content.decode()
 
-    def test_without_javascript_the_warning_follows_the_redirect(self, client, study, enrol):
+    def test_without_javascript_the_warning_follows_the_redirect(self, client, study):
         make_items(study, 2)
-        reviewer = enrol("rev", "control")
+        reviewer = enrol(study, "rev", "control")
         client.force_login(reviewer)
         client.get(f"/review/{study.slug}/")
         first = Assignment.objects.get(reviewer=reviewer, state="leased")
@@ -48,10 +47,10 @@ class TestStaleSecondTab:
         response = answer(client, study, first, {"field_decision": "reject"}, follow=True)
         assert "your first answer stands: decision=approve." in response.content.decode()
 
-    def test_a_second_blind_answer_in_reveal_mode_is_told_the_first_one_stands(self, client, study, enrol):
+    def test_a_second_blind_answer_in_reveal_mode_is_told_the_first_one_stands(self, client, study):
         Arm.objects.create(study=study, name="reveal", position=3, shows_ai_recommendation=True, reveal=True)
         make_items(study, 1)
-        reviewer = enrol("rev", "reveal")
+        reviewer = enrol(study, "rev", "reveal")
         client.force_login(reviewer)
         client.get(f"/review/{study.slug}/")
         leased = Assignment.objects.get(reviewer=reviewer)

@@ -10,8 +10,7 @@ from django.utils import timezone
 
 from reviewapp.queue.models import Assignment, ItemQuota, Label, LateSubmission
 from reviewapp.studies.models import Arm, Study
-
-from .conftest import make_items
+from tests.builders import enrol, make_items, user
 
 HX = {"HTTP_HX_REQUEST": "true"}
 
@@ -26,9 +25,9 @@ def live_assignment(reviewer) -> Assignment:
 
 @pytest.mark.django_db
 class TestReviewPage:
-    def test_it_shows_the_next_item_as_a_conversation_with_collapsible_tool_calls(self, client, study, enrol):
+    def test_it_shows_the_next_item_as_a_conversation_with_collapsible_tool_calls(self, client, study):
         make_items(study, 2)
-        reviewer = enrol("rev", "control")
+        reviewer = enrol(study, "rev", "control")
         client.force_login(reviewer)
         response = client.get(f"/review/{study.slug}/")
         assert response.status_code == 200
@@ -41,25 +40,25 @@ class TestReviewPage:
         assert "no-store" in response["Cache-Control"]
         assert '"historyCacheSize": 0' in body
 
-    def test_it_sends_only_the_work_partial_to_htmx(self, client, study, enrol):
+    def test_it_sends_only_the_work_partial_to_htmx(self, client, study):
         make_items(study, 1)
-        client.force_login(enrol("rev", "control"))
+        client.force_login(enrol(study, "rev", "control"))
         response = client.get(f"/review/{study.slug}/", **HX)
         body = response.content.decode()
         assert body.lstrip().startswith('<section id="work"')
         assert "<html" not in body
 
-    def test_it_returns_the_same_lease_on_reload(self, client, study, enrol):
+    def test_it_returns_the_same_lease_on_reload(self, client, study):
         make_items(study, 3)
-        reviewer = enrol("rev", "control")
+        reviewer = enrol(study, "rev", "control")
         client.force_login(reviewer)
         client.get(f"/review/{study.slug}/")
         client.get(f"/review/{study.slug}/")
         assert Assignment.objects.filter(reviewer=reviewer).count() == 1
 
-    def test_it_is_a_404_for_someone_not_enrolled(self, client, study, django_user_model):
+    def test_it_is_a_404_for_someone_not_enrolled(self, client, study):
         make_items(study, 1)
-        client.force_login(django_user_model.objects.create_user("stranger", password="pw-strange-1"))
+        client.force_login(user("stranger"))
         response = client.get(f"/review/{study.slug}/")
         assert response.status_code == 404
         assert not Assignment.objects.exists()
@@ -68,26 +67,26 @@ class TestReviewPage:
         response = client.get(f"/review/{study.slug}/")
         assert response.status_code == 302 and "/accounts/login/" in response["Location"]
 
-    def test_it_says_when_the_study_is_paused(self, client, study, enrol):
+    def test_it_says_when_the_study_is_paused(self, client, study):
         make_items(study, 1)
-        client.force_login(enrol("rev", "control"))
+        client.force_login(enrol(study, "rev", "control"))
         Study.objects.filter(pk=study.pk).update(status=Study.Status.PAUSED)
         response = client.get(f"/review/{study.slug}/")
         assert response.status_code == 200
         assert "This study is paused" in response.content.decode()
         assert not Assignment.objects.exists()
 
-    def test_it_shows_an_empty_state_when_nothing_is_left(self, client, study, enrol):
-        client.force_login(enrol("rev", "control"))
+    def test_it_shows_an_empty_state_when_nothing_is_left(self, client, study):
+        client.force_login(enrol(study, "rev", "control"))
         response = client.get(f"/review/{study.slug}/")
         assert 'id="all-done"' in response.content.decode()
 
 
 @pytest.mark.django_db
 class TestAnswering:
-    def test_it_saves_the_label_with_timings_and_loads_the_next_item(self, client, study, enrol):
+    def test_it_saves_the_label_with_timings_and_loads_the_next_item(self, client, study):
         make_items(study, 2)
-        reviewer = enrol("rev", "control")
+        reviewer = enrol(study, "rev", "control")
         client.force_login(reviewer)
         client.get(f"/review/{study.slug}/")
         first = live_assignment(reviewer)
@@ -114,9 +113,9 @@ class TestAnswering:
         assert second.item_id != first.item_id
         assert f"/items/{second.pk}/answer/" in response.content.decode()
 
-    def test_a_double_submit_records_one_label(self, client, study, enrol):
+    def test_a_double_submit_records_one_label(self, client, study):
         make_items(study, 2)
-        reviewer = enrol("rev", "control")
+        reviewer = enrol(study, "rev", "control")
         client.force_login(reviewer)
         client.get(f"/review/{study.slug}/")
         first = live_assignment(reviewer)
@@ -127,9 +126,9 @@ class TestAnswering:
         assert ItemQuota.objects.get(item=first.item, arm_key=first.quota_arm_key).submitted == 1
         assert Assignment.objects.filter(reviewer=reviewer).count() == 2  # the next item, leased once
 
-    def test_a_label_outside_the_schema_is_refused_with_the_field_named_and_the_answer_kept(self, client, study, enrol):
+    def test_a_label_outside_the_schema_is_refused_with_the_field_named_and_the_answer_kept(self, client, study):
         make_items(study, 1)
-        reviewer = enrol("rev", "control")
+        reviewer = enrol(study, "rev", "control")
         client.force_login(reviewer)
         client.get(f"/review/{study.slug}/")
         assignment = live_assignment(reviewer)
@@ -142,18 +141,18 @@ class TestAnswering:
         assert "kept text" in body
         assert not Label.objects.exists()
 
-    def test_a_missing_decision_is_refused(self, client, study, enrol):
+    def test_a_missing_decision_is_refused(self, client, study):
         make_items(study, 1)
-        reviewer = enrol("rev", "control")
+        reviewer = enrol(study, "rev", "control")
         client.force_login(reviewer)
         client.get(f"/review/{study.slug}/")
         response = client.post(answer_url(study, live_assignment(reviewer).pk), {}, **HX)
         assert response.status_code == 400
         assert "decision is required" in response.content.decode()
 
-    def test_malformed_measurements_are_refused_precisely(self, client, study, enrol):
+    def test_malformed_measurements_are_refused_precisely(self, client, study):
         make_items(study, 1)
-        reviewer = enrol("rev", "control")
+        reviewer = enrol(study, "rev", "control")
         client.force_login(reviewer)
         client.get(f"/review/{study.slug}/")
         response = client.post(
@@ -165,11 +164,11 @@ class TestAnswering:
         assert "interactions: not valid JSON" in response.content.decode()
         assert not Label.objects.exists()
 
-    def test_an_expired_lease_whose_slot_was_taken_gets_a_409_and_the_answer_is_kept(self, client, study, enrol):
+    def test_an_expired_lease_whose_slot_was_taken_gets_a_409_and_the_answer_is_kept(self, client, study):
         Study.objects.filter(pk=study.pk).update(overlap_k=1)
         study.refresh_from_db()
         make_items(study, 1)
-        slow, fast = enrol("slow", "control"), enrol("fast", "control")
+        slow, fast = enrol(study, "slow", "control"), enrol(study, "fast", "control")
         client.force_login(slow)
         client.get(f"/review/{study.slug}/")
         late = live_assignment(slow)
@@ -184,9 +183,9 @@ class TestAnswering:
         assert LateSubmission.objects.get(assignment=late).values == {"decision": "reject"}
         assert not Label.objects.exists()
 
-    def test_an_expired_lease_still_counts_when_its_slot_is_free(self, client, study, enrol):
+    def test_an_expired_lease_still_counts_when_its_slot_is_free(self, client, study):
         make_items(study, 1)
-        reviewer = enrol("rev", "control")
+        reviewer = enrol(study, "rev", "control")
         client.force_login(reviewer)
         client.get(f"/review/{study.slug}/")
         assignment = live_assignment(reviewer)
@@ -195,9 +194,9 @@ class TestAnswering:
         assert response.status_code == 200
         assert Label.objects.filter(assignment=assignment).count() == 1
 
-    def test_another_reviewers_assignment_is_a_404(self, client, study, enrol):
+    def test_another_reviewers_assignment_is_a_404(self, client, study):
         make_items(study, 1)
-        owner, other = enrol("owner", "control"), enrol("other", "control")
+        owner, other = enrol(study, "owner", "control"), enrol(study, "other", "control")
         client.force_login(owner)
         client.get(f"/review/{study.slug}/")
         client.force_login(other)
@@ -205,17 +204,17 @@ class TestAnswering:
         assert response.status_code == 404
         assert not Label.objects.exists()
 
-    def test_without_javascript_a_submit_redirects_to_the_page(self, client, study, enrol):
+    def test_without_javascript_a_submit_redirects_to_the_page(self, client, study):
         make_items(study, 2)
-        reviewer = enrol("rev", "control")
+        reviewer = enrol(study, "rev", "control")
         client.force_login(reviewer)
         client.get(f"/review/{study.slug}/")
         response = client.post(answer_url(study, live_assignment(reviewer).pk), {"field_decision": "approve"})
         assert response.status_code == 303 and response["Location"] == f"/review/{study.slug}/"
 
-    def test_get_on_an_answer_address_is_refused(self, client, study, enrol):
+    def test_get_on_an_answer_address_is_refused(self, client, study):
         make_items(study, 1)
-        reviewer = enrol("rev", "control")
+        reviewer = enrol(study, "rev", "control")
         client.force_login(reviewer)
         client.get(f"/review/{study.slug}/")
         assert client.get(answer_url(study, live_assignment(reviewer).pk)).status_code == 405
@@ -223,9 +222,9 @@ class TestAnswering:
 
 @pytest.mark.django_db
 class TestSkipping:
-    def test_it_needs_a_reason_and_never_offers_the_item_again(self, client, study, enrol):
+    def test_it_needs_a_reason_and_never_offers_the_item_again(self, client, study):
         make_items(study, 2)
-        reviewer = enrol("rev", "control")
+        reviewer = enrol(study, "rev", "control")
         client.force_login(reviewer)
         client.get(f"/review/{study.slug}/")
         skipped = live_assignment(reviewer)
@@ -244,12 +243,12 @@ class TestSkipping:
 @pytest.mark.django_db
 class TestRevealMode:
     @pytest.fixture
-    def reveal_reviewer(self, study, enrol):
+    def reveal_reviewer(self, study):
         Arm.objects.create(
             study=study, name="reveal", position=3, shows_ai_recommendation=True, shows_ai_rationale=True, reveal=True
         )
         make_items(study, 1, ai_rationale="REVEALED-RATIONALE")
-        return enrol("rev", "reveal")
+        return enrol(study, "rev", "reveal")
 
     def test_the_ai_is_sent_only_after_the_blind_answer_is_stored(self, client, study, reveal_reviewer):
         client.force_login(reveal_reviewer)

@@ -13,10 +13,8 @@ from django.contrib.auth.models import User
 from reviewapp.ingest.models import IngestJob, Item
 from reviewapp.queue import services as queue
 from reviewapp.queue.models import Assignment
-from reviewapp.studies.models import Arm, Enrolment, IngestToken, Invitation, Study
-from tests.review.conftest import make_items
-
-PASSWORD = "pw-security-123"
+from reviewapp.studies.models import Arm, IngestToken, Invitation, Study
+from tests.builders import enrol, make_items, researcher_of
 
 
 @dataclass
@@ -33,21 +31,9 @@ class Side:
     job: IngestJob
 
 
-def enrol(study: Study, user: User, arm_name: str) -> Enrolment:
-    arm = Arm.objects.get(study=study, name=arm_name)
-    sequence = Enrolment.objects.filter(study=study).count()
-    return Enrolment.objects.create(study=study, reviewer=user, arm=arm, seed=1, sequence=sequence, source="admin")
-
-
-def user(username: str, **fields) -> User:
-    return User.objects.create_user(username, password=PASSWORD, **fields)
-
-
 def side(study: Study, prefix: str) -> Side:
-    researcher = user(f"{prefix}-researcher", is_staff=True)
-    study.researchers.add(researcher)
-    reviewer = user(f"{prefix}-reviewer")
-    enrol(study, reviewer, "control")
+    researcher = researcher_of(study, f"{prefix}-researcher")
+    reviewer = enrol(study, f"{prefix}-reviewer", "control")
     items = make_items(study, 3, prefix=prefix)
     assignment = queue.claim_next(study=study, reviewer=reviewer)
     token, _plaintext = IngestToken.issue(study=study, name=f"{prefix} pipeline")

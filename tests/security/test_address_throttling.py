@@ -13,12 +13,10 @@ import subprocess
 import sys
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 
+from tests.builders import PASSWORD, logged_in_as, login_attempt, user
 from tests.conftest import ROOT
-
-from .test_login_throttling import PASSWORD, attempt, logged_in_as
 
 OFFICE = "203.0.113.9"
 ELSEWHERE = "198.51.100.7"
@@ -26,12 +24,12 @@ ELSEWHERE = "198.51.100.7"
 
 def spray(client: Client, usernames: list[str], each: int) -> list[int]:
     """``each`` wrong passwords for every username, round-robin, as a sprayer does."""
-    return [attempt(client, name, f"guess-{n}").status_code for n in range(each) for name in usernames]
+    return [login_attempt(client, name, f"guess-{n}").status_code for n in range(each) for name in usernames]
 
 
 @pytest.fixture
 def staff(db):
-    return {name: User.objects.create_user(name, password=PASSWORD) for name in ("alice", "bob", "carol", "dan")}
+    return {name: user(name) for name in ("alice", "bob", "carol", "dan")}
 
 
 @pytest.mark.django_db
@@ -45,14 +43,14 @@ class TestAddressThrottling:
         assert statuses[:29] == [200] * 29  # below every per-username limit, below the address limit
         assert statuses[29] == 429
         # Now the whole address is refused, even a right password for an account it never tried.
-        User.objects.create_user("erin", password=PASSWORD)
-        refused = attempt(Client(REMOTE_ADDR=OFFICE), "erin", PASSWORD)
+        user("erin")
+        refused = login_attempt(Client(REMOTE_ADDR=OFFICE), "erin", PASSWORD)
         assert refused.status_code == 429
         assert "Too many failed login attempts from your address." in refused.content.decode()
         assert 0 < int(refused["Retry-After"]) <= 15 * 60
         # Another address is not affected.
         elsewhere = Client(REMOTE_ADDR=ELSEWHERE)
-        assert attempt(elsewhere, "erin", PASSWORD).status_code == 302
+        assert login_attempt(elsewhere, "erin", PASSWORD).status_code == 302
         assert logged_in_as(elsewhere) == "erin"
 
     def test_an_office_making_the_odd_typo_is_not_locked_out(self, staff):
@@ -60,18 +58,18 @@ class TestAddressThrottling:
         below its own: everyone still logs in."""
         colleagues = {name: Client(REMOTE_ADDR=OFFICE) for name in staff}
         for name, client in colleagues.items():
-            assert [attempt(client, name, "typo").status_code for _ in range(4)] == [200] * 4  # 16 in all
+            assert [login_attempt(client, name, "typo").status_code for _ in range(4)] == [200] * 4  # 16 in all
 
         for name, client in colleagues.items():
-            assert attempt(client, name, PASSWORD).status_code == 302
+            assert login_attempt(client, name, PASSWORD).status_code == 302
             assert logged_in_as(client) == name
 
     def test_the_per_username_lock_still_comes_first(self, staff):
         client = Client(REMOTE_ADDR=OFFICE)
-        assert [attempt(client, "alice", "wrong").status_code for _ in range(5)] == [200] * 4 + [429]
-        page = attempt(client, "alice", PASSWORD).content.decode()
+        assert [login_attempt(client, "alice", "wrong").status_code for _ in range(5)] == [200] * 4 + [429]
+        page = login_attempt(client, "alice", PASSWORD).content.decode()
         assert "Too many failed login attempts for this account from your address." in page
-        assert attempt(Client(REMOTE_ADDR=OFFICE), "bob", PASSWORD).status_code == 302
+        assert login_attempt(Client(REMOTE_ADDR=OFFICE), "bob", PASSWORD).status_code == 302
 
 
 class TestAddressLimitSettings:

@@ -21,7 +21,7 @@ from reviewapp.queue.models import Assignment, Label, LateSubmission
 from reviewapp.queue.services import assignment_skip, claim_next, label_submit
 from reviewapp.rendering import HIDDEN_CHARACTERS
 from reviewapp.studies.models import AuditEvent
-from tests.queue.test_services import reviewer
+from tests.builders import enrol_allocated
 
 RLO = "\u202e"
 HIDDEN = [chr(code) for code in HIDDEN_CHARACTERS]
@@ -50,7 +50,7 @@ def seeded(study, admin_client):
         errors=[{"location": "line 1", "reason": "duplicate", "external_id": RECORD["external_id"]}],
         message=f"1 error in batch{RLO}lmth.jsonl",
     )
-    first, second = reviewer(study), reviewer(study)
+    first, second = enrol_allocated(study), enrol_allocated(study)
     assignment = claim_next(study=study, reviewer=first)
     label, _ = label_submit(
         study=study,

@@ -49,8 +49,7 @@ def csrf_refused(response) -> bool:
 
 
 @pytest.fixture
-def superuser(db, ours):
-    admin = User.objects.create_user("ada", password="pw-ada-12345", is_staff=True, is_superuser=True)
+def superuser(admin, ours):
     ours.study.researchers.add(admin)
     return admin
 

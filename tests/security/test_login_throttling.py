@@ -13,38 +13,27 @@ from django.contrib.auth.models import User
 from django.test import Client, override_settings
 from django.utils import timezone
 
+from tests.builders import PASSWORD, logged_in_as, login_attempt, user
 from tests.conftest import ROOT
-
-PASSWORD = "pw-right-12345"
-LOGIN = "/accounts/login/"
-
-
-def attempt(client: Client, username: str, password: str, **extra):
-    return client.post(LOGIN, {"username": username, "password": password}, **extra)
 
 
 def fail(client: Client, username: str, times: int, **extra) -> list[int]:
-    return [attempt(client, username, "wrong-password", **extra).status_code for _ in range(times)]
-
-
-def logged_in_as(client: Client) -> str | None:
-    user_id = client.session.get("_auth_user_id")
-    return User.objects.get(pk=user_id).username if user_id else None
+    return [login_attempt(client, username, "wrong-password", **extra).status_code for _ in range(times)]
 
 
 @pytest.fixture
 def users(db):
-    return {name: User.objects.create_user(name, password=PASSWORD) for name in ("alice", "bob")}
+    return {name: user(name) for name in ("alice", "bob")}
 
 
 @pytest.mark.django_db
 class TestLoginThrottling:
     def test_it_refuses_even_the_right_password_after_five_failures_with_a_429_page(self, client, users):
         assert fail(client, "alice", 4) == [200, 200, 200, 200]  # the form again, with its error
-        fifth = attempt(client, "alice", "wrong-password")
+        fifth = login_attempt(client, "alice", "wrong-password")
         assert fifth.status_code == 429
 
-        right = attempt(client, "alice", PASSWORD)
+        right = login_attempt(client, "alice", PASSWORD)
 
         assert right.status_code == 429
         assert logged_in_as(client) is None
@@ -56,26 +45,26 @@ class TestLoginThrottling:
 
     def test_another_user_from_the_same_address_is_not_affected(self, client, users):
         fail(client, "alice", 5)
-        response = attempt(client, "bob", PASSWORD)
+        response = login_attempt(client, "bob", PASSWORD)
         assert response.status_code == 302
         assert logged_in_as(client) == "bob"
 
     def test_the_same_user_from_another_address_is_not_affected(self, users):
         fail(Client(REMOTE_ADDR="203.0.113.5"), "alice", 5)
         elsewhere = Client(REMOTE_ADDR="198.51.100.7")
-        assert attempt(elsewhere, "alice", PASSWORD).status_code == 302
+        assert login_attempt(elsewhere, "alice", PASSWORD).status_code == 302
         assert logged_in_as(elsewhere) == "alice"
 
     def test_it_lets_the_user_in_once_the_cool_off_has_passed(self, client, users):
         fail(client, "alice", 5)
         # Time travel: the last failure was 14 minutes ago, then 15 minutes and a second ago.
         AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(minutes=14))
-        still = attempt(client, "alice", PASSWORD)
+        still = login_attempt(client, "alice", PASSWORD)
         assert still.status_code == 429
         assert "Try again in 1 minute." in still.content.decode()
         AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(minutes=15, seconds=1))
 
-        response = attempt(client, "alice", PASSWORD)
+        response = login_attempt(client, "alice", PASSWORD)
 
         assert response.status_code == 302
         assert logged_in_as(client) == "alice"
@@ -84,14 +73,14 @@ class TestLoginThrottling:
         fail(client, "alice", 5)
         AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(minutes=10))
         assert fail(client, "alice", 3) == [429, 429, 429]
-        assert "Try again in 5 minutes." in attempt(client, "alice", PASSWORD).content.decode()
+        assert "Try again in 5 minutes." in login_attempt(client, "alice", PASSWORD).content.decode()
 
     def test_a_successful_login_clears_the_count(self, client, users):
         fail(client, "alice", 4)
-        assert attempt(client, "alice", PASSWORD).status_code == 302
+        assert login_attempt(client, "alice", PASSWORD).status_code == 302
         client.post("/accounts/logout/")
         assert fail(client, "alice", 4) == [200, 200, 200, 200]
-        assert attempt(client, "alice", PASSWORD).status_code == 302
+        assert login_attempt(client, "alice", PASSWORD).status_code == 302
 
     def test_the_admin_login_is_throttled_too(self, client, users):
         User.objects.filter(username="alice").update(is_staff=True)
@@ -110,11 +99,11 @@ class TestLoginThrottling:
     def test_behind_a_proxy_it_counts_the_address_the_proxy_saw_not_what_the_client_wrote(self, client, users):
         # The proxy appends the address it saw; whatever the client put before it is ignored.
         for n in range(5):
-            attempt(client, "alice", "wrong-password", HTTP_X_FORWARDED_FOR=f"10.9.9.{n}, 203.0.113.5")
-        spoofed = attempt(client, "alice", PASSWORD, HTTP_X_FORWARDED_FOR="10.0.0.1, 203.0.113.5")
+            login_attempt(client, "alice", "wrong-password", HTTP_X_FORWARDED_FOR=f"10.9.9.{n}, 203.0.113.5")
+        spoofed = login_attempt(client, "alice", PASSWORD, HTTP_X_FORWARDED_FOR="10.0.0.1, 203.0.113.5")
         assert spoofed.status_code == 429
         colleague = Client()
-        assert attempt(colleague, "alice", PASSWORD, HTTP_X_FORWARDED_FOR="198.51.100.7").status_code == 302
+        assert login_attempt(colleague, "alice", PASSWORD, HTTP_X_FORWARDED_FOR="198.51.100.7").status_code == 302
 
 
 class TestThrottlingSettings:

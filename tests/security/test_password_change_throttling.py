@@ -7,10 +7,9 @@ account's password through /accounts/password/ where the login form would stop t
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 
-from .test_login_throttling import PASSWORD, attempt
+from tests.builders import PASSWORD, login_attempt, user
 
 NEW_PASSWORD = "pw-brand-new-98765"
 FORM = "/accounts/password/"
@@ -22,7 +21,7 @@ def change(client: Client, old: str):
 
 @pytest.fixture
 def alice(db):
-    return User.objects.create_user("alice", password=PASSWORD)
+    return user("alice")
 
 
 @pytest.mark.django_db
@@ -40,11 +39,11 @@ class TestPasswordChangeThrottling:
         alice.refresh_from_db()
         assert alice.check_password(PASSWORD) and not alice.check_password(NEW_PASSWORD)
         # The same lock as a login's: this username from this address.
-        assert attempt(Client(), "alice", PASSWORD).status_code == 429
+        assert login_attempt(Client(), "alice", PASSWORD).status_code == 429
 
     def test_wrong_old_passwords_and_failed_logins_add_up(self, client, alice):
         for _ in range(3):
-            attempt(Client(), "alice", "wrong-password")
+            login_attempt(Client(), "alice", "wrong-password")
         client.force_login(alice)
         assert change(client, "guess-1").status_code == 200
         assert change(client, "guess-2").status_code == 429
@@ -66,7 +65,7 @@ class TestPasswordChangeThrottling:
         client.force_login(alice)
         for n in range(5):
             change(client, f"guess-{n}")
-        bob = User.objects.create_user("bob", password=PASSWORD)
+        bob = user("bob")
         other = Client()
         other.force_login(bob)
         assert change(other, PASSWORD).status_code == 302

@@ -18,8 +18,8 @@ from reviewapp.queue import services as queue
 from reviewapp.queue.models import Assignment, Label, LateSubmission
 from reviewapp.reports.models import ExportJob
 from reviewapp.studies.models import Arm, AuditEvent, Enrolment, IngestToken, Invitation, Study
+from tests.builders import enrol, user
 
-from .conftest import enrol, user
 from .routes import app_routes
 
 HX = {"HTTP_HX_REQUEST": "true"}

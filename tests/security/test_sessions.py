@@ -9,8 +9,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client
 
 from reviewapp.studies.models import Invitation
-
-PASSWORD = "pw-right-12345"
+from tests.builders import PASSWORD, user
 
 
 def planted_session(client: Client) -> str:
@@ -29,7 +28,7 @@ def session_key(client: Client) -> str:
 @pytest.mark.django_db
 class TestSessionRotation:
     def test_it_issues_a_new_session_key_at_login(self, client):
-        User.objects.create_user("alice", password=PASSWORD)
+        user("alice")
         before = planted_session(client)
 
         response = client.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
@@ -60,7 +59,7 @@ class TestSessionRotation:
         assert client.session["_auth_user_id"] == str(User.objects.get(username="newcomer").pk)
 
     def test_logout_ends_the_session_on_the_server(self, client):
-        User.objects.create_user("alice", password=PASSWORD)
+        user("alice")
         client.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
         key = session_key(client)
 
@@ -69,7 +68,7 @@ class TestSessionRotation:
         assert not SessionStore().exists(key)
 
     def test_the_session_cookie_is_http_only_and_same_site(self, client):
-        User.objects.create_user("alice", password=PASSWORD)
+        user("alice")
         client.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
         cookie = client.cookies[settings.SESSION_COOKIE_NAME]
         assert cookie["httponly"] is True

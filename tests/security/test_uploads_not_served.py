@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import User
 from django.test import Client, override_settings
 
 from reviewapp.reports.models import ExportJob
@@ -186,22 +185,22 @@ class TestUploadsNeverServed:
 
 @pytest.mark.django_db
 class TestDownloadsAreAttachments:
-    def test_every_response_forbids_content_sniffing(self, client, study):
+    def test_every_response_forbids_content_sniffing(self, client, study, admin):
         assert settings.SECURE_CONTENT_TYPE_NOSNIFF is True
-        client.force_login(User.objects.create_user("ada", is_staff=True, is_superuser=True))
+        client.force_login(admin)
         for url in ["/", "/studies/refunds/", "/no/such/page/", "/api/studies/refunds/items", "/static/css/app.css"]:
             response = client.get(url)
             assert response["X-Content-Type-Options"] == "nosniff", url
 
-    def test_exports_download_as_attachments(self, client, study):
-        client.force_login(User.objects.create_user("ada", is_staff=True, is_superuser=True))
+    def test_exports_download_as_attachments(self, client, study, admin):
+        client.force_login(admin)
         for url in ["/studies/refunds/exports/labels.csv", "/studies/refunds/exports/items.jsonl"]:
             response = client.get(url)
             assert response.status_code == 200, url
             assert response["Content-Disposition"].startswith("attachment;"), url
             assert response["X-Content-Type-Options"] == "nosniff", url
 
-    def test_a_prepared_export_file_downloads_as_an_attachment(self, client, study):
+    def test_a_prepared_export_file_downloads_as_an_attachment(self, client, study, admin):
         folder = Path(settings.EXPORT_DIR)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{uuid.uuid4().hex}.csv"
@@ -211,7 +210,7 @@ class TestDownloadsAreAttachments:
                 study=study, report="labels", format="csv", status="succeeded", file_path=str(path),
                 filename="refunds-labels.csv", size_bytes=len(CANARY),
             )  # fmt: skip
-            client.force_login(User.objects.create_user("ada", is_staff=True, is_superuser=True))
+            client.force_login(admin)
             response = client.get(f"/studies/refunds/exports/jobs/{job.pk}/download/")
             assert response.status_code == 200
             assert response["Content-Disposition"].startswith("attachment;")

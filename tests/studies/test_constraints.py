@@ -5,14 +5,9 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError, transaction
 
-from reviewapp.ingest.models import Item
 from reviewapp.studies.models import Arm, Study
 from reviewapp.studies.schema import DEFAULT_LABEL_SCHEMA, schema_errors
-
-
-def make_item(study, **fields) -> Item:
-    defaults = {"external_id": "x", "source_format": "native", "payload": {"messages": []}, "content_hash": "0" * 64}
-    return Item.objects.create(study=study, **{**defaults, **fields})
+from tests.builders import make_item
 
 
 @pytest.mark.django_db

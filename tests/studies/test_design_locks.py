@@ -11,20 +11,15 @@ from django.db import IntegrityError, connection, transaction
 from reviewapp.queue.models import Assignment, ItemQuota, Label
 from reviewapp.studies.models import Arm, AuditEvent, Enrolment, Study
 from reviewapp.studies.services import enrolment_create, study_transition
-from tests.studies.test_views import make_item
+from tests.builders import enrol_allocated, make_item, user
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def admin_user(db) -> User:
-    return User.objects.create_user("ada", password="pw-ada-12345", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
 def labelled_study(study) -> Study:
     """The study with one reviewer in the control arm and one label from them."""
-    reviewer = User.objects.create_user("rev", password="pw-rev-12345")
+    reviewer = user("rev")
     enrolment, _ = enrolment_create(study=study, reviewer=reviewer, source="admin")
     item = make_item(study)
     assignment = Assignment.objects.create(
@@ -144,7 +139,7 @@ class TestLocksInTheDatabase:
         assert Study.objects.get(pk=labelled_study.pk).overlap_k == 3
 
     def test_it_refuses_it_once_reviewers_are_allocated_even_before_labels(self, study):
-        enrolment_create(study=study, reviewer=User.objects.create_user("rev"), source="admin")
+        enrol_allocated(study, "rev")
         with pytest.raises(IntegrityError, match="Reviewers have been allocated"), transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute("UPDATE studies_arm SET shows_ai_rationale = true WHERE study_id = %s", [study.pk])
@@ -174,7 +169,7 @@ class TestLocksInTheDatabase:
 
 
 class TestAuditRowsOutliveAccounts:
-    def test_deleting_a_researcher_keeps_their_name_on_their_events(self, client, study, researcher):
+    def test_deleting_a_researcher_keeps_their_name_on_their_events(self, client, study, researcher, admin):
         client.force_login(researcher)
         client.post(f"/studies/{study.slug}/reviewers/", {"invite-kind": "open", "invite-label": "pilot"})
         event = AuditEvent.objects.get(study=study, action="invitation.create")
@@ -185,7 +180,6 @@ class TestAuditRowsOutliveAccounts:
 
         event.refresh_from_db()
         assert (event.actor_id, event.actor_name) == (researcher_id, "rosa")
-        admin = User.objects.create_user("ada", is_staff=True, is_superuser=True)
         client.force_login(admin)
         assert "rosa" in client.get(f"/studies/{study.slug}/audit/").content.decode()
 
@@ -214,7 +208,7 @@ class TestEnrolmentAfterADeletion:
 
         invitation = Invitation.objects.create(study=study)
         for n in range(4):
-            enrolment_create(study=study, reviewer=User.objects.create_user(f"early{n}"), source="admin")
+            enrol_allocated(study, f"early{n}")
         Enrolment.objects.get(reviewer__username="early1").delete()
         User.objects.get(username="early2").delete()  # never labelled: nothing protects it
 

@@ -10,6 +10,7 @@ from django.test import Client
 
 from reviewapp.studies.devices import DEVICE_COOKIE
 from reviewapp.studies.models import AuditEvent, Enrolment, Invitation
+from tests.builders import user
 
 pytestmark = pytest.mark.django_db
 
@@ -95,7 +96,7 @@ class TestLinkKinds:
 
     def test_a_personal_link_refuses_a_logged_in_account_with_another_address(self, client, study):
         invitation = Invitation.objects.create(study=study, email="ann@example.org", max_uses=1)
-        client.force_login(User.objects.create_user("bob", email="bob@example.org"))
+        client.force_login(user("bob", email="bob@example.org"))
         response = client.post(invitation.path)
         assert response.status_code == 410
         assert "personal link for another email address" in response.content.decode()
@@ -154,7 +155,7 @@ class TestLookAlikeSignUps:
 class TestUsernames:
     @pytest.mark.parametrize("username", ["\u0430da", "ad\u0430", "ada\u200b", "ádá"])
     def test_it_refuses_a_username_that_could_pass_for_another(self, client, study, username):
-        User.objects.create_user("ada")
+        user("ada")
         invitation = Invitation.objects.create(study=study)
         response = sign_up(client, invitation, username)
         assert response.status_code == 200
@@ -162,13 +163,13 @@ class TestUsernames:
         assert not User.objects.filter(username=username).exists()
 
     def test_it_refuses_a_username_that_differs_only_in_case(self, client, study):
-        User.objects.create_user("ada")
+        user("ada")
         response = sign_up(client, Invitation.objects.create(study=study), "Ada")
         assert "already exists" in response.content.decode()
 
     def test_it_accepts_a_plain_username(self, client, study):
         """The control: the same form takes an ordinary name."""
-        User.objects.create_user("ada")
+        user("ada")
         assert sign_up(client, Invitation.objects.create(study=study), "ada.lovelace+1").status_code == 302
 
 
@@ -183,7 +184,7 @@ class TestUsernameProbing:
         settings.AXES_IP_FAILURE_LIMIT = 6
         names = ["alice", "bob", "carol", "dan", "erin", "fay"]
         for name in names:
-            User.objects.create_user(name)
+            user(name)
         invitation = Invitation.objects.create(study=study)
         prober = Client(REMOTE_ADDR=self.OFFICE)
 
@@ -197,7 +198,7 @@ class TestUsernameProbing:
     def test_typos_and_other_addresses_are_not_locked_out(self, study, settings):
         """The control: a person whose first choice is taken picks another; elsewhere, others join."""
         settings.AXES_IP_FAILURE_LIMIT = 6
-        User.objects.create_user("alice")
+        user("alice")
         invitation = Invitation.objects.create(study=study)
         person = Client(REMOTE_ADDR=self.OFFICE)
         assert sign_up(person, invitation, "alice").status_code == 200

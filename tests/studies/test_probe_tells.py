@@ -4,12 +4,11 @@ a rationale where an arm shows the rationale."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
 
 from reviewapp.queue.models import Assignment
 from reviewapp.studies.models import AuditEvent, Study
 from reviewapp.studies.services import StudyRuleError, probe_tells, study_transition
-from tests.studies.test_views import make_item
+from tests.builders import make_item, user
 
 pytestmark = pytest.mark.django_db
 
@@ -90,7 +89,7 @@ class TestProbeRationales:
         generate(client, draft)
         probe = draft.items.filter(is_probe=True).first()
         real = draft.items.filter(is_probe=False).first()
-        reviewer = User.objects.create_user("rev")
+        reviewer = user("rev")
         Assignment.objects.create(
             study=draft, item=probe, reviewer=reviewer, arm=draft.arms.first(), lease_expires_at="2030-01-01T00:00Z"
         )

@@ -17,6 +17,7 @@ from reviewapp.studies.randomization import (
     weights_error,
 )
 from reviewapp.studies.services import StudyRuleError, enrolment_create
+from tests.builders import user
 
 
 class TestPureAllocation:
@@ -105,7 +106,7 @@ class TestEnrolment:
         assert enrolment.arm is None
 
     def test_it_refuses_researcher_accounts_as_reviewers(self, study):
-        staff = User.objects.create_user("rex", is_staff=True)
+        staff = user("rex", is_staff=True)
         with pytest.raises(StudyRuleError, match="researcher account"):
             enrolment_create(study=study, reviewer=staff, source="admin")
 

@@ -8,37 +8,12 @@ import re
 import pytest
 from django.contrib.auth.models import User
 
-from reviewapp.ingest.models import Item
 from reviewapp.queue.models import Assignment, Label
 from reviewapp.studies.models import Arm, AuditEvent, Enrolment, Invitation, Study
 from reviewapp.studies.schema import DEFAULT_LABEL_SCHEMA
-from reviewapp.studies.services import enrolment_create
+from tests.builders import enrol_allocated, make_item, user
 
 STUDY_PAGES = ["", "settings/", "arms/", "reviewers/", "items/", "audit/"]
-
-
-def make_item(study, external_id="i1", **fields) -> Item:
-    defaults = {
-        "source_format": "native",
-        "payload": {"title": "t", "messages": [{"role": "user", "content": "hi"}]},
-        "content_hash": "0" * 64,
-        "ai_recommendation": "approve",
-    }
-    return Item.objects.create(study=study, external_id=external_id, **{**defaults, **fields})
-
-
-@pytest.fixture
-def cast(db, study):
-    """An admin, the study's researcher, another researcher, two reviewers in different arms."""
-    admin = User.objects.create_user("ada", password="pw-ada-12345", is_staff=True, is_superuser=True)
-    researcher = User.objects.create_user("rosa", password="pw-rosa-12345", is_staff=True)
-    outsider = User.objects.create_user("otto", password="pw-otto-12345", is_staff=True)
-    study.researchers.add(researcher)
-    reviewers = [User.objects.create_user(f"rev{i}", password="pw-rev-12345") for i in range(2)]
-    arms = list(study.arms.order_by("position"))
-    for reviewer, arm in zip(reviewers, arms, strict=False):
-        Enrolment.objects.create(study=study, reviewer=reviewer, arm=arm, seed=1, sequence=arm.position, source="admin")
-    return {"admin": admin, "researcher": researcher, "outsider": outsider, "reviewers": reviewers}
 
 
 def settings_form(study: Study, **overrides) -> dict:
@@ -63,24 +38,24 @@ def settings_form(study: Study, **overrides) -> dict:
 class TestPermissions:
     @pytest.mark.parametrize("page", STUDY_PAGES)
     def test_it_shows_study_pages_to_the_studys_researcher_and_admins(self, client, study, cast, page):
-        for who in ("researcher", "admin"):
-            client.force_login(cast[who])
-            assert client.get(f"/studies/refunds/{page}").status_code == 200, (who, page)
+        for who in (cast.researcher, cast.admin):
+            client.force_login(who)
+            assert client.get(f"/studies/refunds/{page}").status_code == 200, (who.username, page)
 
     @pytest.mark.parametrize("page", STUDY_PAGES)
     def test_it_hides_a_study_from_other_researchers(self, client, study, cast, page):
-        client.force_login(cast["outsider"])
+        client.force_login(cast.outsider)
         assert client.get(f"/studies/refunds/{page}").status_code == 404
 
     @pytest.mark.parametrize("url", [*(f"/studies/refunds/{page}" for page in STUDY_PAGES), "/studies/new/"])
     def test_it_forbids_reviewers_every_researcher_page(self, client, study, cast, url):
-        client.force_login(cast["reviewers"][0])
+        client.force_login(cast.reviewer)
         response = client.get(url)
         assert response.status_code == 403
         assert b"not open to reviewer accounts" in response.content
 
     def test_it_forbids_reviewers_every_researcher_action(self, client, study, cast):
-        client.force_login(cast["reviewers"][0])
+        client.force_login(cast.reviewer)
         item = make_item(study)
         for url in (
             "/studies/refunds/status/",
@@ -96,7 +71,7 @@ class TestPermissions:
         assert item.gold_label is None
 
     def test_it_keeps_reviewers_out_of_the_django_admin(self, client, cast):
-        client.force_login(cast["reviewers"][0])
+        client.force_login(cast.reviewer)
         response = client.get("/admin/")
         assert response.status_code == 302 and "/admin/login/" in response["Location"]
 
@@ -106,7 +81,7 @@ class TestPermissions:
         assert response["Location"].startswith("/accounts/login/")
 
     def test_it_shows_reviewers_only_their_own_studies(self, client, study, cast, other_study):
-        client.force_login(cast["reviewers"][0])
+        client.force_login(cast.reviewer)
         page = client.get("/").content.decode()
         assert "Refund approvals" in page and "Another team" not in page
         assert "recommendation" not in page  # no arm names or configuration on the reviewer's page
@@ -116,7 +91,7 @@ class TestPermissions:
 def draft(db, cast) -> Study:
     """A study nobody was allocated to yet, so nothing is locked."""
     study = Study.objects.create(slug="draft", title="Draft")
-    study.researchers.add(cast["researcher"])
+    study.researchers.add(cast.researcher)
     Arm.objects.create(study=study, name="control")
     return study
 
@@ -124,7 +99,7 @@ def draft(db, cast) -> Study:
 @pytest.mark.django_db
 class TestCreateAndConfigure:
     def test_it_creates_a_draft_study_with_the_three_arm_preset(self, client, cast):
-        client.force_login(cast["researcher"])
+        client.force_login(cast.researcher)
         data = {**settings_form(Study(title="Deploys", label_schema=DEFAULT_LABEL_SCHEMA)), "slug": "deploys"}
         data.update(flag_thresholds="{}", three_arm_preset="on", seed=123)
         response = client.post("/studies/new/", data)
@@ -136,52 +111,52 @@ class TestCreateAndConfigure:
             "recommendation",
             "recommendation+rationale",
         ]
-        assert cast["researcher"] in study.researchers.all()
+        assert cast.researcher in study.researchers.all()
         assert AuditEvent.objects.filter(study=study, action="study.create").exists()
 
     def test_it_explains_a_schema_without_a_decision_field(self, client, draft, cast):
-        client.force_login(cast["researcher"])
+        client.force_login(cast.researcher)
         schema = {"fields": [{"name": "ok", "type": "nominal", "choices": ["yes", "no"]}]}
         response = client.post("/studies/draft/settings/", settings_form(draft, label_schema=json.dumps(schema)))
         assert response.status_code == 200
         assert "Exactly one field must have &quot;decision&quot;: true; found 0." in response.content.decode()
 
     def test_it_explains_malformed_schema_json(self, client, draft, cast):
-        client.force_login(cast["researcher"])
+        client.force_login(cast.researcher)
         response = client.post("/studies/draft/settings/", settings_form(draft, label_schema="{not json"))
         assert b"Enter a valid JSON" in response.content
 
     def test_it_refuses_k_below_one(self, client, draft, cast):
-        client.force_login(cast["researcher"])
+        client.force_login(cast.researcher)
         response = client.post("/studies/draft/settings/", settings_form(draft, overlap_k=0))
         assert b"Ensure this value is greater than or equal to 1." in response.content
         draft.refresh_from_db()
         assert draft.overlap_k == 3
 
     def test_it_refuses_a_probe_rate_outside_0_1(self, client, draft, cast):
-        client.force_login(cast["researcher"])
+        client.force_login(cast.researcher)
         response = client.post("/studies/draft/settings/", settings_form(draft, probe_rate=1.5))
         assert b"less than or equal to 1" in response.content
 
     def test_it_records_every_settings_change_in_the_audit_log(self, client, draft, cast):
-        client.force_login(cast["researcher"])
+        client.force_login(cast.researcher)
         response = client.post("/studies/draft/settings/", settings_form(draft, title="Draft v2", overlap_k=5))
         assert response.status_code == 302
         event = AuditEvent.objects.get(study=draft, action="study.update")
-        assert event.actor == cast["researcher"]
+        assert event.actor == cast.researcher
         assert event.detail["before"] == {"title": "Draft", "overlap_k": 3}
         assert event.detail["after"] == {"title": "Draft v2", "overlap_k": 5}
 
     def test_it_locks_the_design_once_labels_exist(self, client, study, cast):
         item = make_item(study)
-        reviewer, arm = cast["reviewers"][0], study.arms.first()
+        reviewer, arm = cast.reviewer, study.arms.first()
         assignment = Assignment.objects.create(
             study=study, item=item, reviewer=reviewer, arm=arm, lease_expires_at="2030-01-01T00:00Z"
         )
         Label.objects.create(
             assignment=assignment, study=study, item=item, reviewer=reviewer, arm=arm, values={"decision": "approve"}
         )
-        client.force_login(cast["researcher"])
+        client.force_login(cast.researcher)
         page = client.get("/studies/refunds/settings/").content.decode()
         assert "Labels exist, so arms, the label schema and the design are locked." in page
         # Disabled fields ignore posted values: the design cannot change, the title can.
@@ -190,7 +165,7 @@ class TestCreateAndConfigure:
         assert (study.design, study.title) == ("between", "New title")
 
     def test_it_refuses_arm_edits_once_reviewers_are_allocated(self, client, study, cast):
-        client.force_login(cast["researcher"])
+        client.force_login(cast.researcher)
         response = client.get("/studies/refunds/arms/")
         assert b"Reviewers have been allocated to arms, so arms and the design are locked." in response.content
         assert b"Save arms" not in response.content
@@ -210,8 +185,8 @@ class TestArms:
 
     def test_it_saves_arms_with_weights_and_what_they_show(self, client, db, cast):
         study = Study.objects.create(slug="fresh", title="Fresh")
-        study.researchers.add(cast["researcher"])
-        client.force_login(cast["researcher"])
+        study.researchers.add(cast.researcher)
+        client.force_login(cast.researcher)
         data = self.arms_form(
             [
                 {"name": "control", "weight": 2},
@@ -223,8 +198,8 @@ class TestArms:
 
     def test_it_refuses_weights_that_sum_to_zero(self, client, db, cast):
         study = Study.objects.create(slug="fresh", title="Fresh")
-        study.researchers.add(cast["researcher"])
-        client.force_login(cast["researcher"])
+        study.researchers.add(cast.researcher)
+        client.force_login(cast.researcher)
         data = self.arms_form([{"name": "a", "weight": 0}, {"name": "b", "weight": 0}])
         response = client.post("/studies/fresh/arms/", data, follow=True)
         assert "Arm weights sum to zero" in response.content.decode()
@@ -232,8 +207,8 @@ class TestArms:
 
     def test_it_refuses_reveal_mode_without_the_recommendation(self, client, db, cast):
         study = Study.objects.create(slug="fresh", title="Fresh")
-        study.researchers.add(cast["researcher"])
-        client.force_login(cast["researcher"])
+        study.researchers.add(cast.researcher)
+        client.force_login(cast.researcher)
         data = self.arms_form([{"name": "r", "weight": 1, "reveal": True}])
         response = client.post("/studies/fresh/arms/", data, follow=True)
         assert "Reveal mode needs the AI recommendation shown." in response.content.decode()
@@ -241,7 +216,7 @@ class TestArms:
 
     def test_it_applies_the_preset_only_to_an_empty_study(self, client, study, cast):
         Enrolment.objects.filter(study=study).delete()
-        client.force_login(cast["researcher"])
+        client.force_login(cast.researcher)
         response = client.post("/studies/refunds/arms/preset/", follow=True)
         assert "The study already has arms" in response.content.decode()
 
@@ -251,7 +226,7 @@ class TestLifecycle:
     def test_it_will_not_start_without_arms_or_items(self, client, draft, cast):
         study = draft
         study.arms.all().delete()
-        client.force_login(cast["researcher"])
+        client.force_login(cast.researcher)
         response = client.post("/studies/draft/status/", {"to": "running"}, follow=True)
         text = response.content.decode()
         assert "Cannot start" in text and "no arms" in text and "no items" in text
@@ -261,7 +236,7 @@ class TestLifecycle:
     def test_it_goes_draft_running_paused_running_closed(self, client, draft, cast):
         study = draft
         make_item(study)
-        client.force_login(cast["researcher"])
+        client.force_login(cast.researcher)
         for to in ("running", "paused", "running", "closed"):
             client.post("/studies/draft/status/", {"to": to})
             study.refresh_from_db()
@@ -271,7 +246,7 @@ class TestLifecycle:
     def test_it_refuses_to_reopen_a_closed_study(self, client, draft, cast):
         study = draft
         Study.objects.filter(pk=study.pk).update(status="closed")
-        client.force_login(cast["researcher"])
+        client.force_login(cast.researcher)
         response = client.post("/studies/draft/status/", {"to": "running"}, follow=True)
         assert "A closed study cannot become running." in response.content.decode()
 
@@ -303,7 +278,7 @@ class TestInvitations:
 
     def test_it_enrols_a_logged_in_reviewer_once(self, client, study, cast):
         invitation = Invitation.objects.create(study=study)
-        reviewer = User.objects.create_user("late", password="pw-late-12345")
+        reviewer = user("late")
         client.force_login(reviewer)
         client.post(invitation.path)
         client.post(invitation.path)
@@ -324,8 +299,8 @@ class TestInvitations:
         assert b"This invitation link is not valid." in response.content
 
     def test_it_enrols_accounts_by_username_and_names_unknown_ones(self, client, study, cast):
-        User.objects.create_user("fresh", password="pw-fresh-12345")
-        client.force_login(cast["researcher"])
+        user("fresh")
+        client.force_login(cast.researcher)
         response = client.post("/studies/refunds/reviewers/", {"enrol-usernames": "fresh\nnobody"})
         assert b"No such accounts: nobody." in response.content
         assert not Enrolment.objects.filter(reviewer__username="fresh").exists()
@@ -333,14 +308,14 @@ class TestInvitations:
         assert b"fresh enrolled in arm" in response.content
 
     def test_it_explains_balance_in_a_within_subjects_study(self, client, study, within_subjects, cast):
-        client.force_login(cast["researcher"])
+        client.force_login(cast.researcher)
         page = client.get("/studies/refunds/reviewers/").content.decode()
         assert "the arm is chosen per assignment" in page
 
     def test_it_shows_arm_balance_to_researchers(self, client, study, cast):
         for i in range(5):
-            enrolment_create(study=study, reviewer=User.objects.create_user(f"b{i}"), source="admin")
-        client.force_login(cast["researcher"])
+            enrol_allocated(study, f"b{i}")
+        client.force_login(cast.researcher)
         page = client.get("/studies/refunds/reviewers/").content.decode()
         assert "Arm balance" in page and "(2.3)" in page  # 7 reviewers, one third each
 
@@ -349,7 +324,7 @@ class TestInvitations:
 class TestGoldAndProbes:
     def test_it_sets_and_validates_gold_labels(self, client, study, cast):
         item = make_item(study)
-        client.force_login(cast["researcher"])
+        client.force_login(cast.researcher)
         client.post(f"/studies/refunds/items/{item.pk}/gold/", {"gold_label": "reject"})
         item.refresh_from_db()
         assert item.gold_label == "reject"
@@ -360,7 +335,7 @@ class TestGoldAndProbes:
         Study.objects.filter(pk=study.pk).update(probe_rate=0.2)
         for i in range(10):
             make_item(study, external_id=f"g{i}", gold_label="approve", ai_recommendation="approve")
-        client.force_login(cast["researcher"])
+        client.force_login(cast.researcher)
         response = client.post("/studies/refunds/probes/", follow=True)
         assert b"2 probes generated." in response.content
         probes = study.items.filter(is_probe=True)
@@ -374,7 +349,7 @@ class TestGoldAndProbes:
     def test_it_lists_items_with_pagination(self, client, study, cast):
         for i in range(60):
             make_item(study, external_id=f"p{i:02d}")
-        client.force_login(cast["researcher"])
+        client.force_login(cast.researcher)
         first = client.get("/studies/refunds/items/").content.decode()
         after = re.search(r'after=([-0-9.]+)" rel="next"', first).group(1)
         second = client.get(f"/studies/refunds/items/?show=all&after={after}").content.decode()
