@@ -10,7 +10,9 @@ COPY . .
 # passes the settings' start-up check: random, and gone with this build step.
 RUN DEBUG=false SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
     DATABASE_URL=postgres://unused/unused python manage.py collectstatic --no-input
-RUN useradd --create-home app && mkdir -p /app/var && chown -R app /app/var
+# The folders the compose volumes mount exist in the image, owned by the app user: a new named
+# volume takes its owner from them (mounted over a missing folder it would be root's).
+RUN useradd --create-home app && mkdir -p /app/var/uploads /app/var/exports && chown -R app /app/var
 USER app
 EXPOSE 8000
 CMD ["gunicorn", "reviewapp.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4"]

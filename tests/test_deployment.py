@@ -40,6 +40,42 @@ class TestCompose:
             assert set(services[name]["depends_on"]) == {"postgres", "redis"}
 
 
+def unshared_folders(compose: dict) -> list[str]:
+    """The folders one app container writes and another reads that are not a volume mounted
+    at the same path in every app container (web, worker, beat)."""
+    problems = []
+    services = compose["services"]
+    for name in ("web", "worker", "beat"):
+        environment = services[name]["environment"]
+        mounts = {volume.split(":", 1)[1] for volume in services[name].get("volumes", [])}
+        for setting in ("UPLOAD_DIR", "EXPORT_DIR"):
+            folder = environment.get(setting)
+            if folder is None or folder not in mounts:
+                problems.append(f"{name}: {setting} ({folder}) is not on a shared volume")
+    return problems
+
+
+class TestSharedFolders:
+    def test_uploads_and_exports_are_on_volumes_every_app_container_mounts(self):
+        compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+        assert unshared_folders(compose) == []
+
+    def test_the_image_creates_them_for_the_app_user(self):
+        dockerfile = (ROOT / "Dockerfile").read_text()
+        run = next(line for line in dockerfile.splitlines() if "useradd" in line)
+        assert "/app/var/uploads" in run and "/app/var/exports" in run and "chown -R app /app/var" in run
+
+    def test_the_check_finds_a_folder_left_in_one_container(self):
+        """The control: an export folder without a volume (the worker writes the file where web
+        cannot read it) is reported."""
+        compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+        for name in ("web", "worker", "beat"):
+            compose["services"][name]["volumes"] = ["uploads:/app/var/uploads"]
+        assert unshared_folders(compose) == [
+            f"{n}: EXPORT_DIR (/app/var/exports) is not on a shared volume" for n in ("web", "worker", "beat")
+        ]
+
+
 # Production settings for a deployment at https://review.example.org behind a TLS proxy.
 PRODUCTION = {
     "DEBUG": "false",

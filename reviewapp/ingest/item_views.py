@@ -39,6 +39,9 @@ ITEMS_PER_PAGE = 50
 def study_upload(request: HttpRequest, slug: str) -> HttpResponse:
     """Upload a transcript file; a Celery worker ingests it while the page shows progress."""
     study = researcher_study_or_404(request.user, slug)
+    if services.study_closed(study):
+        messages.error(request, str(services.StudyClosed.of(study)))
+        return redirect("study-detail", study.slug)
     form = UploadForm(request.POST, request.FILES)
     if not form.is_valid():
         messages.error(request, "Choose a file to upload.")

@@ -118,6 +118,19 @@ def decision_check_for(study: Study) -> DecisionCheck | None:
     return lambda value: value_error(field_spec, value)
 
 
+class StudyClosed(BodyError):
+    """The study is closed: it takes no new items, by any path (API, upload, command, job)."""
+
+    @classmethod
+    def of(cls, study: Study) -> StudyClosed:
+        return cls(f"Study '{study.slug}' is closed; it accepts no new items.")
+
+
+def study_closed(study: Study) -> bool:
+    """Read afresh: a study closed since ``study`` was loaded is closed."""
+    return Study.objects.filter(pk=study.pk, status=Study.Status.CLOSED).exists()
+
+
 class ConcurrentIngestError(Exception):
     """Another ingest committed some of the same external_ids while this one ran."""
 
@@ -136,6 +149,8 @@ def items_ingest(
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_batch: Callable[[IngestOutcome], None] | None = None,
 ) -> IngestOutcome:
+    if study_closed(study):
+        raise StudyClosed.of(study)
     outcome = IngestOutcome(strict=not skip_invalid)
     seen_ids: dict[str, tuple[str, str]] = {}
     # Stored ids are looked up on a second connection so the COPY on the main one can

@@ -457,9 +457,10 @@ def drift(labels: Labels) -> Indicator:
 
 
 # The function behind each name of INDICATORS. To add an indicator: a function here, its
-# threshold in DEFAULT_THRESHOLDS, its direction in INDICATORS (and in AI_INDICATORS if it
-# needs the recommendation on screen), and what it measures in reports/dashboard.py's
-# INDICATOR_HELP.
+# direction in INDICATORS (and in AI_INDICATORS if it needs the recommendation on screen), its
+# default threshold in studies/schema.py's DEFAULT_FLAG_THRESHOLDS, what it measures in
+# reports/dashboard.py's INDICATOR_HELP and reports/exports.py's INDICATOR_DESCRIPTIONS
+# (CONTRIBUTING.md, "Adding a rubber-stamp indicator").
 MEASURES: dict[str, Callable[[Labels], Indicator]] = {
     "probe_agree": probe_agree,
     "discrimination_gap": discrimination_gap,

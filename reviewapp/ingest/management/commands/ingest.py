@@ -16,9 +16,11 @@ from reviewapp.ingest.services import (
     DEFAULT_BATCH_SIZE,
     ConcurrentIngestError,
     IngestOutcome,
+    StudyClosed,
     decision_check_for,
     ingest_job_create,
     items_ingest,
+    study_closed,
 )
 from reviewapp.studies.models import AuditEvent, Study
 
@@ -44,6 +46,8 @@ class Command(BaseCommand):
         study = Study.objects.filter(slug=options["study"]).first()
         if study is None:
             raise CommandError(f"No study with slug {options['study']!r}.")
+        if study_closed(study):
+            raise CommandError(str(StudyClosed.of(study)))
         for path in options["files"]:
             if not path.is_file():
                 raise CommandError(f"{path}: no such file.")
