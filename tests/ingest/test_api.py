@@ -8,12 +8,13 @@ import orjson
 import pytest
 from django.test import override_settings
 
-from reviewapp.ingest.models import Item
+from reviewapp.ingest.models import IngestJob, Item
 from reviewapp.studies.models import AuditEvent, IngestToken, Study
 from tests.builders import record
 from tests.conftest import FIXTURES
 
 URL = "/api/studies/refunds/items"
+UPLOADS = "/api/studies/refunds/uploads"
 JSONL = "application/x-ndjson"
 
 
@@ -26,6 +27,18 @@ def post(client, body, token, content_type="application/json", url=URL, **extra)
 
 def lines(*records) -> bytes:
     return b"\n".join(orjson.dumps(r) for r in records) + b"\n"
+
+
+def garbled(valid: bytes, rng: random.Random) -> bytes:
+    """``valid`` with one to eight bytes replaced at random, drawn again until it is no longer JSON."""
+    while True:
+        blob = bytearray(valid)
+        for _ in range(rng.randint(1, 8)):
+            blob[rng.randrange(len(blob))] = rng.randrange(256)
+        try:
+            orjson.loads(blob)
+        except orjson.JSONDecodeError:
+            return bytes(blob)
 
 
 @pytest.mark.django_db
@@ -124,8 +137,24 @@ class TestItemsApiRefusals:
         assert response["WWW-Authenticate"].startswith("Bearer")
         assert "Missing bearer token" in response.json()["error"]
 
-    def test_it_refuses_an_unknown_token(self, client, study):
-        assert post(client, lines(record()), "rvw_not-a-token", JSONL).status_code == 401
+    def test_it_refuses_an_unknown_token(self, client, study, token, settings, tmp_path):
+        settings.UPLOAD_DIR = uploads = tmp_path / "uploads"
+        body = lines(record())
+        for url in (URL, UPLOADS):
+            response = post(client, body, "rvw_not-a-token", JSONL, url=url)
+            assert response.status_code == 401, url
+            assert response["WWW-Authenticate"].startswith("Bearer"), url
+        # Nothing was written: no item, no upload job or file waiting for a worker, no audit entry.
+        assert not Item.objects.exists() and not IngestJob.objects.exists()
+        assert not (uploads.exists() and any(uploads.iterdir()))
+        assert not AuditEvent.objects.filter(action__startswith="ingest.").exists()
+        assert IngestToken.objects.get(study=study).last_used_at is None
+        # The control: the study's own token writes each of them through the same requests.
+        assert post(client, body, token, JSONL).status_code == 201
+        assert post(client, body, token, JSONL, url=UPLOADS).status_code == 202
+        assert Item.objects.count() == IngestJob.objects.count() == len(list(uploads.iterdir())) == 1
+        assert AuditEvent.objects.filter(action="ingest.api").count() == 1
+        assert IngestToken.objects.get(study=study).last_used_at is not None
 
     def test_it_refuses_a_revoked_token(self, client, study, token):
         IngestToken.objects.get(study=study).revoke()
@@ -179,12 +208,15 @@ class TestItemsApiRefusals:
         assert response.status_code == 405
 
     def test_it_answers_garbage_with_4xx_never_500(self, client, study, token):
-        rng = random.Random(7)
         valid = orjson.dumps(record())
+        # The control: the body the garbage is made from is taken, as JSON and (another id) as JSON Lines.
+        assert post(client, valid, token).status_code == 201
+        assert post(client, orjson.dumps(record(external_id="run-2")), token, JSONL).status_code == 201
+        rng = random.Random(7)
         for i in range(60):
-            blob = bytearray(valid)
-            for _ in range(rng.randint(1, 8)):
-                blob[rng.randrange(len(blob))] = rng.randrange(256)
+            blob = garbled(valid, rng)
             content_type = JSONL if i % 2 else "application/json"
-            response = post(client, bytes(blob), token, content_type)
-            assert response.status_code in (200, 201, 400, 409), (bytes(blob), response.content)
+            response = post(client, blob, token, content_type)
+            assert response.status_code == 400, (blob, response.status_code, response.content)
+            assert "not valid JSON" in response.content.decode(), (blob, response.content)
+        assert Item.objects.count() == 2
