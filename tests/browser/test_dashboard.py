@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from reviewapp.demo_simulation import SIMULATED_SLUG, simulated_study
+from reviewapp.demo.simulation import SIMULATED_SLUG, simulated_study
 from tests.browser.conftest import log_in, screenshot
 from tests.builders import user
 

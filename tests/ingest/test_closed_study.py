@@ -29,7 +29,7 @@ def close(study: Study) -> None:
 class TestClosedStudyTakesNoItems:
     def test_the_service_refuses_even_with_a_stale_study_object(self, study):
         close(study)  # ``study`` still says running
-        with pytest.raises(StudyClosed, match="Study 'refunds' is closed; it accepts no new items."):
+        with pytest.raises(StudyClosed, match=r"Study .refunds. is closed; it accepts no new items\."):
             items_ingest(study=study, results=parse_jsonl([LINE]))
         assert not Item.objects.exists()
 

@@ -10,13 +10,14 @@ import psycopg
 import pytest
 from django.utils import timezone
 
-from reviewapp.ingest.models import Item
+from reviewapp.ingest import tallies as item_tallies
+from reviewapp.ingest.models import Item, ItemTally
+from reviewapp.ingest.services import item_set_gold, probes_generate
 from reviewapp.queue import tallies
-from reviewapp.queue.models import ItemQuota, ItemTally, Label, LabelTally, QuotaTally
+from reviewapp.queue.models import ItemQuota, Label, LabelTally, QuotaTally
 from reviewapp.queue.services import assignment_skip, claim_next, label_submit, leases_expire
 from reviewapp.queue.tasks import refresh_progress
 from reviewapp.studies.models import Study
-from reviewapp.studies.services import item_set_gold, probes_generate
 from tests.builders import APPROVE, enrol_allocated, ingest
 from tests.conftest import database_url_for_subprocess
 
@@ -34,7 +35,7 @@ def counted_items(study: Study) -> tuple[int, int, int]:
 
 
 def tallied_items(study: Study) -> tuple[int, int, int]:
-    counts = tallies.item_counts([study.pk])[study.pk]
+    counts = item_tallies.item_counts([study.pk])[study.pk]
     return counts.items, counts.gold, counts.probes
 
 
@@ -62,7 +63,7 @@ class TestTallies:
 
         Item.objects.filter(pk=items[-1].pk).delete()
         assert tallied_items(study) == counted_items(study) == (7, 4, 2)
-        assert tallies.item_counts([study.pk])[study.pk].formats == {"native": 7}
+        assert item_tallies.item_counts([study.pk])[study.pk].formats == {"native": 7}
 
     def test_quota_tallies_follow_claims_submits_skips_and_expiry(self, study):
         ingest(study, "a", "b", "c")
@@ -116,11 +117,11 @@ class TestTallies:
         ingest(study, "a")
         ItemTally.objects.bulk_create(
             ItemTally(study=study, source_format="native", items=1, gold=0, probes=0)
-            for _ in range(tallies.COMPACT_AFTER_ROWS)
+            for _ in range(item_tallies.COMPACT_AFTER_ROWS)
         )
-        assert tallied_items(study)[0] == 1 + tallies.COMPACT_AFTER_ROWS
+        assert tallied_items(study)[0] == 1 + item_tallies.COMPACT_AFTER_ROWS
         assert ItemTally.objects.filter(study=study).count() == 1
-        assert tallied_items(study)[0] == 1 + tallies.COMPACT_AFTER_ROWS
+        assert tallied_items(study)[0] == 1 + item_tallies.COMPACT_AFTER_ROWS
 
     def test_deleted_studies_leave_no_tally_rows(self, study, other_study):
         ingest(study, "a")
