@@ -186,6 +186,11 @@ def record(**overrides) -> dict:
     return base
 
 
+def jsonl_body(*records: dict) -> bytes:
+    """Records as a JSON Lines body, one per line."""
+    return b"".join(orjson.dumps(r) + b"\n" for r in records)
+
+
 # --- the labelled study -----------------------------------------------------------------------
 # A small study whose metrics the tests work out by hand (tests/metrics, tests/reports): the AI
 # recommends "approve" on all four items; gold says it is right on the first two.

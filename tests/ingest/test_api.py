@@ -10,7 +10,7 @@ from django.test import override_settings
 
 from reviewapp.ingest.models import IngestJob, Item
 from reviewapp.studies.models import AuditEvent, IngestToken, Study
-from tests.builders import record
+from tests.builders import jsonl_body, record
 from tests.conftest import FIXTURES
 
 URL = "/api/studies/refunds/items"
@@ -23,10 +23,6 @@ def post(client, body, token, content_type="application/json", url=URL, **extra)
         body = orjson.dumps(body)
     headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
     return client.post(url, data=body, content_type=content_type, **headers, **extra)
-
-
-def lines(*records) -> bytes:
-    return b"\n".join(orjson.dumps(r) for r in records) + b"\n"
 
 
 def garbled(valid: bytes, rng: random.Random) -> bytes:
@@ -44,7 +40,7 @@ def garbled(valid: bytes, rng: random.Random) -> bytes:
 @pytest.mark.django_db
 class TestItemsApi:
     def test_it_creates_items_from_jsonl(self, client, study, token):
-        body = lines(record(external_id="a"), record(external_id="b"))
+        body = jsonl_body(record(external_id="a"), record(external_id="b"))
         response = post(client, body, token, JSONL)
         assert response.status_code == 201, response.content
         assert response.json()["created"] == 2
@@ -57,7 +53,7 @@ class TestItemsApi:
     # Committed between the two sends, as two real requests would be.
     @pytest.mark.django_db(transaction=True)
     def test_it_is_idempotent_on_external_id(self, client, study, token):
-        body = lines(record(external_id="a"), record(external_id="b"))
+        body = jsonl_body(record(external_id="a"), record(external_id="b"))
         post(client, body, token, JSONL)
         again = post(client, body, token, JSONL)
         assert again.status_code == 200
@@ -68,8 +64,8 @@ class TestItemsApi:
     # Committed between the two sends, as two real requests would be.
     @pytest.mark.django_db(transaction=True)
     def test_it_refuses_a_changed_record_under_an_existing_id(self, client, study, token):
-        post(client, lines(record(external_id="a")), token, JSONL)
-        response = post(client, lines(record(external_id="a", ai_recommendation="reject")), token, JSONL)
+        post(client, jsonl_body(record(external_id="a")), token, JSONL)
+        response = post(client, jsonl_body(record(external_id="a", ai_recommendation="reject")), token, JSONL)
         assert response.status_code == 409
         error = response.json()["errors"][0]
         assert error["external_id"] == "a"
@@ -79,7 +75,7 @@ class TestItemsApi:
     def test_it_rejects_the_whole_batch_and_names_every_bad_record(self, client, study, token):
         bad_role = record(external_id="c")
         bad_role["messages"][0]["role"] = "robot"
-        body = lines(record(external_id="a"), record(external_id=None), bad_role, record(external_id="d"))
+        body = jsonl_body(record(external_id="a"), record(external_id=None), bad_role, record(external_id="d"))
         response = post(client, body, token, JSONL)
         assert response.status_code == 400
         data = response.json()
@@ -92,20 +88,20 @@ class TestItemsApi:
         assert not Item.objects.filter(study=study).exists()
 
     def test_it_imports_the_valid_records_when_asked_to_skip_invalid(self, client, study, token):
-        body = lines(record(external_id="a"), record(external_id=None))
+        body = jsonl_body(record(external_id="a"), record(external_id=None))
         response = post(client, body, token, JSONL, url=URL + "?skip_invalid=1")
         assert response.status_code == 201
         assert response.json()["created"] == 1
         assert response.json()["errors"][0]["location"] == "line 2"
 
     def test_it_flags_duplicate_ids_with_different_content_in_one_batch(self, client, study, token):
-        body = lines(record(external_id="a"), record(external_id="a", ai_confidence=0.2))
+        body = jsonl_body(record(external_id="a"), record(external_id="a", ai_confidence=0.2))
         response = post(client, body, token, JSONL)
         assert response.status_code == 400
         assert response.json()["errors"][0]["reason"] == "repeats line 1 with different content"
 
     def test_it_counts_an_exact_repeat_in_one_batch_once(self, client, study, token):
-        response = post(client, lines(record(external_id="a"), record(external_id="a")), token, JSONL)
+        response = post(client, jsonl_body(record(external_id="a"), record(external_id="a")), token, JSONL)
         assert response.json()["created"] == 1
         assert response.json()["duplicates"] == 1
 
@@ -132,14 +128,14 @@ class TestItemsApi:
 @pytest.mark.django_db
 class TestItemsApiRefusals:
     def test_it_wants_a_bearer_token(self, client, study):
-        response = post(client, lines(record()), None, JSONL)
+        response = post(client, jsonl_body(record()), None, JSONL)
         assert response.status_code == 401
         assert response["WWW-Authenticate"].startswith("Bearer")
         assert "Missing bearer token" in response.json()["error"]
 
     def test_it_refuses_an_unknown_token(self, client, study, token, settings, tmp_path):
         settings.UPLOAD_DIR = uploads = tmp_path / "uploads"
-        body = lines(record())
+        body = jsonl_body(record())
         for url in (URL, UPLOADS):
             response = post(client, body, "rvw_not-a-token", JSONL, url=url)
             assert response.status_code == 401, url
@@ -158,13 +154,13 @@ class TestItemsApiRefusals:
 
     def test_it_refuses_a_revoked_token(self, client, study, token):
         IngestToken.objects.get(study=study).revoke()
-        response = post(client, lines(record()), token, JSONL)
+        response = post(client, jsonl_body(record()), token, JSONL)
         assert response.status_code == 401
         assert "revoked" in response.json()["error"]
 
     def test_it_refuses_another_studys_token(self, client, study, other_study):
         _, other_token = IngestToken.issue(study=other_study, name="theirs")
-        response = post(client, lines(record()), other_token, JSONL)
+        response = post(client, jsonl_body(record()), other_token, JSONL)
         assert response.status_code == 403
         assert not Item.objects.exists()
 
@@ -175,7 +171,7 @@ class TestItemsApiRefusals:
 
     def test_it_refuses_a_closed_study(self, client, study, token):
         Study.objects.filter(pk=study.pk).update(status=Study.Status.CLOSED)
-        assert post(client, lines(record()), token, JSONL).status_code == 409
+        assert post(client, jsonl_body(record()), token, JSONL).status_code == 409
 
     def test_it_refuses_an_unknown_content_type(self, client, study, token):
         response = post(client, "external_id,messages\n", token, "text/csv")
@@ -183,7 +179,7 @@ class TestItemsApiRefusals:
         assert "application/x-ndjson" in response.json()["error"]
 
     def test_it_refuses_an_unknown_format_parameter(self, client, study, token):
-        response = post(client, lines(record()), token, JSONL, url=URL + "?format=xml")
+        response = post(client, jsonl_body(record()), token, JSONL, url=URL + "?format=xml")
         assert response.status_code == 400
         assert "Unknown format 'xml'" in response.json()["error"]
 
@@ -197,7 +193,7 @@ class TestItemsApiRefusals:
 
     @override_settings(INGEST_MAX_BODY_BYTES=1000)
     def test_it_refuses_an_oversize_body_with_413(self, client, study, token):
-        response = post(client, lines(record(), record(external_id="b")), token, JSONL)
+        response = post(client, jsonl_body(record(), record(external_id="b")), token, JSONL)
         assert response.status_code == 413
         assert "1,000-byte limit" in response.json()["error"]
         assert "/uploads" in response.json()["error"]

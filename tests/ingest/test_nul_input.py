@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import orjson
 import pytest
 
 from reviewapp.ingest.models import IngestJob, Item
 from reviewapp.jobs import job_run
-from tests.builders import record
+from tests.builders import jsonl_body, record
 
 URL = "/api/studies/refunds/items"
 JSONL = "application/x-ndjson"
 NUL = "\u0000"
-
-
-def jsonl(*records: dict) -> bytes:
-    return b"".join(orjson.dumps(r) + b"\n" for r in records)
 
 
 def with_content(text: str, **overrides) -> dict:
@@ -27,7 +22,7 @@ def with_content(text: str, **overrides) -> dict:
 @pytest.mark.django_db(transaction=True)
 class TestNulInIngestInput:
     def test_the_api_names_each_record_and_field_holding_a_nul(self, client, study, token):
-        body = jsonl(
+        body = jsonl_body(
             record(external_id="ok"),
             with_content(f"pay{NUL}now", external_id="in-content"),
             record(external_id="in-metadata", metadata={f"k{NUL}": 1}),
@@ -46,7 +41,7 @@ class TestNulInIngestInput:
         assert not Item.objects.exists()
 
     def test_an_upload_job_reports_a_nul_id_instead_of_failing_to_store_its_errors(self, client, study, token):
-        body = jsonl(record(external_id="ok"), record(external_id=f"bad{NUL}id"))
+        body = jsonl_body(record(external_id="ok"), record(external_id=f"bad{NUL}id"))
         response = client.post(
             "/api/studies/refunds/uploads", body, content_type=JSONL, HTTP_AUTHORIZATION=f"Bearer {token}"
         )
@@ -66,7 +61,7 @@ class TestNulInIngestInput:
 
     def test_an_upload_file_name_with_a_nul_or_too_long_is_a_400(self, client, study, token):
         auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
-        body = jsonl(record())
+        body = jsonl_body(record())
         response = client.post("/api/studies/refunds/uploads?filename=a%00b.jsonl", body, content_type=JSONL, **auth)
         assert response.status_code == 400 and "filename: contains a NUL" in response.json()["error"]
         name = "n" * 256
