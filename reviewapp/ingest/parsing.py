@@ -248,6 +248,8 @@ def build_item(
 def _build_item(raw, location, format_hint, decision_check, source_format) -> ItemRecord:
     external_id = _external_id(raw.get("external_id"))
     record_format = raw.get("format", format_hint or "native")
+    if not isinstance(record_format, str):
+        raise FieldError("format", f"must be a string, one of {', '.join(ALL_FORMATS)}")
     if record_format not in MESSAGE_CONVERTERS:
         if record_format in DOCUMENT_FORMATS:
             raise FieldError("format", f"{record_format!r} is a whole-document format; send the document itself")

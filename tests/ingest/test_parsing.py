@@ -143,10 +143,8 @@ class TestBadRecords:
         assert error.field == "format"
         assert "native, openai, anthropic, otel, inspect" in error.reason
 
-    # A defect found by the damage tests of tests/formats: the format is looked up in a dict, so a
-    # list or an object there raises TypeError (the API answers 500) instead of naming the field.
-    # Remove the mark with the fix in reviewapp/ingest/parsing.py; strict, so the fix is noticed.
-    @pytest.mark.xfail(raises=TypeError, strict=True, reason="a non-string format raises TypeError")
+    # Found by the damage tests of tests/formats: a list or an object as the format was looked up
+    # in a dict and raised TypeError (the API answered 500) instead of naming the field.
     def test_it_names_a_format_that_is_not_a_string(self):
         for bad in (["openai"], {"name": "openai"}, []):
             error = self.error_for(record(format=bad))
