@@ -1,5 +1,5 @@
 # Convenience targets; the README's two commands are ./scripts/run and ./scripts/test.
-.PHONY: run test lint dev-venv bench bench-ingest bench-ingest-load bench-queue bench-metrics bench-export bench-load bench-pages
+.PHONY: run test lint dev-venv bench bench-ingest bench-ingest-load bench-transcript bench-queue bench-metrics bench-export bench-load bench-pages
 # Benchmarks share the machine's cores: never two at once, even under make -j.
 .NOTPARALLEL:
 
@@ -21,7 +21,7 @@ dev-venv:
 # figures). They use DATABASE_URL's PostgreSQL server, else the embedded one, and create
 # their own databases there. About 30 minutes in all, most of it bench-queue, bench-load and
 # seeding bench-pages' million items.
-bench: bench-ingest bench-ingest-load bench-queue bench-metrics bench-export bench-load bench-pages
+bench: bench-ingest bench-ingest-load bench-transcript bench-queue bench-metrics bench-export bench-load bench-pages
 
 bench-ingest: dev-venv
 	.venv/bin/python -m bench.ingest --count 10000 --runs 3
@@ -29,6 +29,10 @@ bench-ingest: dev-venv
 # A 150,000-record upload through a real worker while 16 reviewers label (issue 12).
 bench-ingest-load: dev-venv
 	.venv/bin/python -m bench.ingest_load
+
+# Server time of a review page's transcript for a 1 MB turn and a deep quote.
+bench-transcript: dev-venv
+	.venv/bin/python -m bench.transcript
 
 bench-queue: dev-venv
 	.venv/bin/python -m bench.queue

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from playwright.sync_api import expect
 
@@ -33,12 +31,8 @@ class TestTranscriptLimitsInTheBrowser:
         reviewer = enrol(study, "hana", "control")
         page = page_factory()
         open_review(page, live_server.url, study, "hana")
-        started = time.monotonic()
-        page.reload()  # the same lease: the heavy item again, timed alone
+        page.reload()  # the same lease: the heavy item again (its cost is in bench/transcript.py)
         page.wait_for_selector("#answer-form")
-        elapsed = time.monotonic() - started
-        print(f"review page with a 1 MB turn: {elapsed:.2f} s")
-        assert elapsed < 2.5, f"{elapsed:.1f} s to the first screen"  # was 7 s
 
         # The deep quote's last line is on the page, as written.
         turn = page.locator(".turn-assistant")
