@@ -14,14 +14,16 @@ from django.db.models.functions import Now
 from reviewapp.ingest.models import Item
 from reviewapp.studies.models import Arm, Study
 
-# Items are served by priority (high first), then age (low id first). Both fold into one
-# ascending integer so "what comes after this reviewer's cursor" is a single index range.
+# Items are served by priority band (high first), then by their place in the band: the
+# item's id (fixed order) or a seeded hash of it (shuffled order, see ``order.py``). Both
+# fold into one ascending integer so "what comes after this reviewer's cursor" is a single
+# index range.
 PRIORITY_OFFSET = 1_000_000
 ITEM_ID_SPAN = 10**12
 
 
-def queue_sort_key(priority: int, item_id: int) -> int:
-    return (PRIORITY_OFFSET - priority) * ITEM_ID_SPAN + item_id
+def queue_sort_key(priority: int, place: int) -> int:
+    return (PRIORITY_OFFSET - priority) * ITEM_ID_SPAN + place
 
 
 class ItemQuota(models.Model):
@@ -59,6 +61,11 @@ class ReviewerCursor(models.Model):
     study = models.ForeignKey(Study, on_delete=models.CASCADE)
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     sort_key = models.BigIntegerField(default=-1)
+    # Where in each priority band this reviewer's walk starts (0 in fixed order; a seeded
+    # place in shuffled order): the walk goes up from here and wraps around once.
+    offset = models.BigIntegerField(default=0, db_default=0)
+    # Items served so far (answered or skipped): the next one is served at position served + 1.
+    served = models.PositiveIntegerField(default=0, db_default=0)
     # Labels this reviewer gave in the study (originals, not corrections): the progress
     # line reads it instead of counting a history that grows without bound.
     labels_done = models.PositiveIntegerField(default=0)
@@ -95,6 +102,9 @@ class Assignment(models.Model):
     revealed_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     skip_reason = models.CharField(max_length=200, blank=True)
+    # 1-based place of this item in the reviewer's sequence (null for assignments made
+    # before positions were recorded).
+    position = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -136,6 +146,8 @@ class Label(models.Model):
     shown_at = models.DateTimeField(null=True, blank=True)
     revealed_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(db_default=Now())
+    # The item's place in the reviewer's sequence (copied from the assignment).
+    position = models.PositiveIntegerField(null=True, blank=True)
     supersedes = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
     )

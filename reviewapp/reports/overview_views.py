@@ -37,7 +37,7 @@ def home(request: HttpRequest) -> HttpResponse:
         for study in studies:
             study.item_count = counts[study.pk].items
         return render(request, "studies/home.html", {"studies": studies})
-    enrolments = Enrolment.objects.filter(reviewer=request.user).select_related("study").order_by("-allocated_at")
+    enrolments = Enrolment.objects.filter(reviewer=request.user).select_related("study").order_by("-joined_at")
     return render(request, "studies/reviewer_home.html", {"enrolments": enrolments})
 
 

@@ -18,7 +18,16 @@ class ArmInline(admin.TabularInline):
     model = Arm
     extra = 0
     can_delete = False
-    fields = ["name", "weight", "shows_ai_recommendation", "shows_ai_rationale", "shows_ai_confidence", "reveal"]
+    fields = [
+        "name",
+        "weight",
+        "shows_ai_recommendation",
+        "shows_ai_rationale",
+        "rationale_display",
+        "shows_ai_confidence",
+        "reveal",
+        "reviewer_quota",
+    ]
     readonly_fields = fields
     verbose_name_plural = "arms (edit them on the study's Arms page)"
 
@@ -142,7 +151,17 @@ class AuditEventAdmin(admin.ModelAdmin):
 @admin.register(Enrolment)
 class EnrolmentAdmin(admin.ModelAdmin):
     # Allocations are made by the server once; the admin shows them, never edits them.
-    list_display = ["reviewer", "study", "arm", "stratum", "sequence", "block_index", "source", "allocated_at"]
+    list_display = [
+        "reviewer",
+        "study",
+        "arm",
+        "stratum",
+        "sequence",
+        "block_index",
+        "source",
+        "joined_at",
+        "allocated_at",
+    ]
     list_filter = ["study", "arm", "source"]
     readonly_fields = [f.name for f in Enrolment._meta.fields]
 

@@ -37,6 +37,26 @@ class StudyForm(forms.ModelForm):
     lease_seconds = forms.IntegerField(min_value=30, max_value=24 * 3600, label="Lease length (seconds)")
     probe_rate = forms.FloatField(min_value=0, max_value=1, help_text="Share of items turned into probes, 0 to 1.")
     reading_wpm = forms.IntegerField(min_value=50, max_value=2000, label="Reading-speed floor (words per minute)")
+    reviewer_quota = forms.IntegerField(
+        min_value=1,
+        required=False,
+        label="Items per reviewer (quota)",
+        help_text="The most items one reviewer may label; empty for no limit. An arm can set its own.",
+    )
+    item_order = forms.ChoiceField(
+        choices=Study.ItemOrder.choices,
+        required=False,
+        label="Item order",
+        help_text="Shuffled: each reviewer meets the items in their own seeded order, so an item's position is "
+        "balanced across reviewers (higher priority still comes first). Fixed: everyone in the same order.",
+    )
+    reviewer_share_warning = forms.FloatField(
+        required=False,
+        min_value=0.01,
+        max_value=1,
+        label="Warn when one reviewer gave more than this share of an arm's labels",
+        help_text="0 to 1; e.g. 0.25 warns when one person gave over a quarter of an arm's labels.",
+    )
 
     class Meta:
         model = Study
@@ -53,8 +73,16 @@ class StudyForm(forms.ModelForm):
             "reading_wpm",
             "flag_thresholds",
             "seed",
+            "item_order",
+            "hide_item_titles",
+            "reviewer_quota",
+            "reviewer_share_warning",
         ]
         widgets = {"instructions": forms.Textarea(attrs={"rows": 6})}
+        labels = {"hide_item_titles": "Hide item titles from reviewers"}
+        help_texts = {
+            "hide_item_titles": "A title can lead the answer; hidden, reviewers see only the transcript.",
+        }
 
     def __init__(self, *args, locked_reason: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -70,6 +98,14 @@ class StudyForm(forms.ModelForm):
             for name in DESIGN_FIELDS:
                 self.fields[name].disabled = True
                 self.fields[name].help_text = locked_reason
+
+    def clean_reviewer_share_warning(self):
+        # Left empty (or not sent): keep what the study has.
+        value = self.cleaned_data.get("reviewer_share_warning")
+        return self.instance.reviewer_share_warning if value is None else value
+
+    def clean_item_order(self):
+        return self.cleaned_data.get("item_order") or self.instance.item_order
 
     def clean_label_schema(self):
         schema = self.cleaned_data["label_schema"]
@@ -98,13 +134,32 @@ class StudyCreateForm(StudyForm):
 
 class ArmForm(forms.ModelForm):
     weight = forms.IntegerField(min_value=0, max_value=100)
+    rationale_display = forms.ChoiceField(
+        choices=Arm.RationaleDisplay.choices, required=False, initial=Arm.RationaleDisplay.EXPANDED
+    )
+    reviewer_quota = forms.IntegerField(min_value=1, required=False)
+
+    def clean_rationale_display(self):
+        # Expanded unless asked otherwise: a rationale behind a click is a weaker treatment.
+        return self.cleaned_data.get("rationale_display") or Arm.RationaleDisplay.EXPANDED
 
     class Meta:
         model = Arm
-        fields = ["name", "weight", "shows_ai_recommendation", "shows_ai_rationale", "shows_ai_confidence", "reveal"]
+        fields = [
+            "name",
+            "weight",
+            "shows_ai_recommendation",
+            "shows_ai_rationale",
+            "rationale_display",
+            "shows_ai_confidence",
+            "reveal",
+            "reviewer_quota",
+        ]
         labels = {
             "shows_ai_recommendation": "Recommendation",
             "shows_ai_rationale": "Rationale",
+            "rationale_display": "Rationale shown",
+            "reviewer_quota": "Quota",
             "shows_ai_confidence": "Confidence",
             "reveal": "Reveal mode",
         }

@@ -29,6 +29,15 @@ class Study(models.Model):
         RUNNING = "running"
         PAUSED = "paused"
         CLOSED = "closed"
+        # Closed for good: no Reopen (closing can be undone; archiving cannot).
+        ARCHIVED = "archived"
+
+    class ItemOrder(models.TextChoices):
+        # Each reviewer walks the items from their own seeded starting point in a seeded
+        # shuffle, so an item's position in reviewers' sequences is balanced (queue contract).
+        SHUFFLED = "shuffled", "Per-reviewer shuffled order"
+        # Everyone meets the items in the same order: priority, then the order they arrived.
+        FIXED = "fixed", "Fixed order (the same for every reviewer)"
 
     class Design(models.TextChoices):
         # Each reviewer gets one arm for the whole study (seeded permuted blocks).
@@ -49,6 +58,15 @@ class Study(models.Model):
     reading_wpm = models.PositiveIntegerField(default=238, help_text="Reading-speed floor (Brysbaert 2019: 238 wpm).")
     flag_thresholds = models.JSONField(default=dict, blank=True)
     seed = models.BigIntegerField(default=new_seed)
+    item_order = models.CharField(
+        max_length=16, choices=ItemOrder.choices, default=ItemOrder.SHUFFLED, db_default=ItemOrder.SHUFFLED
+    )
+    # The most items one reviewer may label (an arm may set its own); null: no limit.
+    reviewer_quota = models.PositiveIntegerField(null=True, blank=True)
+    # The study page warns when one reviewer gave more than this share of an arm's labels.
+    reviewer_share_warning = models.FloatField(default=0.25, db_default=0.25)
+    # Titles can lead the answer ("Agent deletes prod DB"): hidden, reviewers see only "Item N".
+    hide_item_titles = models.BooleanField(default=False, db_default=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     # Researchers who configure the study and see its results. Superusers see every study.
     researchers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="researched_studies")
@@ -63,6 +81,11 @@ class Study(models.Model):
             models.CheckConstraint(condition=Q(lease_seconds__gte=30), name="study_lease_at_least_30s"),
             models.CheckConstraint(condition=Q(probe_rate__gte=0, probe_rate__lte=1), name="study_probe_rate_0_1"),
             models.CheckConstraint(condition=Q(reading_wpm__gte=1), name="study_reading_wpm_positive"),
+            models.CheckConstraint(condition=Q(reviewer_quota__gte=1), name="study_reviewer_quota_positive"),
+            models.CheckConstraint(
+                condition=Q(reviewer_share_warning__gt=0, reviewer_share_warning__lte=1),
+                name="study_reviewer_share_warning_0_1",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -73,11 +96,20 @@ class Study(models.Model):
         Status.DRAFT: {Status.RUNNING: "Start"},
         Status.RUNNING: {Status.PAUSED: "Pause", Status.CLOSED: "Close"},
         Status.PAUSED: {Status.RUNNING: "Resume", Status.CLOSED: "Close"},
-        Status.CLOSED: {},
+        # Reopen comes back paused: the researcher resumes when ready.
+        Status.CLOSED: {Status.PAUSED: "Reopen", Status.ARCHIVED: "Archive"},
+        Status.ARCHIVED: {},
     }
+    # Moves that need the study's slug typed to confirm them.
+    CONFIRMED_TRANSITIONS = (Status.CLOSED, Status.ARCHIVED)
 
     def allowed_transitions(self) -> dict[str, str]:
         return self.TRANSITIONS[Study.Status(self.status)]
+
+    @property
+    def is_closed(self) -> bool:
+        """Closed or archived: takes no items, reviewers or labels."""
+        return self.status in (self.Status.CLOSED, self.Status.ARCHIVED)
 
     @property
     def accepts_reviews(self) -> bool:
@@ -105,6 +137,20 @@ class Arm(models.Model):
     # Reveal mode: the reviewer answers blind first, then sees the AI, then answers again.
     reveal = models.BooleanField(default=False)
 
+    class RationaleDisplay(models.TextChoices):
+        EXPANDED = "expanded", "Shown expanded"
+        # Behind a "Why?" click: a weaker treatment, since many reviewers never open it.
+        COLLAPSED = "collapsed", "Behind a click"
+
+    rationale_display = models.CharField(
+        max_length=16,
+        choices=RationaleDisplay.choices,
+        default=RationaleDisplay.EXPANDED,
+        db_default=RationaleDisplay.EXPANDED,
+    )
+    # The most items one reviewer in this arm may label; null: the study's quota.
+    reviewer_quota = models.PositiveIntegerField(null=True, blank=True)
+
     class Meta:
         ordering = ["study", "position", "id"]
         constraints = [
@@ -113,6 +159,7 @@ class Arm(models.Model):
                 name="arm_name_unique_per_study",
                 violation_error_message="Arm names must be unique within a study.",
             ),
+            models.CheckConstraint(condition=Q(reviewer_quota__gte=1), name="arm_reviewer_quota_positive"),
             models.CheckConstraint(
                 condition=Q(reveal=False) | Q(shows_ai_recommendation=True),
                 name="arm_reveal_shows_recommendation",
@@ -126,6 +173,10 @@ class Arm(models.Model):
     @property
     def is_control(self) -> bool:
         return not (self.shows_ai_recommendation or self.shows_ai_rationale or self.shows_ai_confidence)
+
+    def quota(self) -> int | None:
+        """The most items one reviewer in this arm may label (the arm's own, else the study's)."""
+        return self.reviewer_quota or self.study.reviewer_quota
 
 
 TOKEN_PREFIX = "rvw_"  # noqa: S105 (a public prefix, not a secret)
@@ -228,7 +279,11 @@ class ReviewerProfile(models.Model):
 
 
 class Enrolment(models.Model):
-    """A reviewer in a study, with the arm the server allocated. Written once, never edited."""
+    """A reviewer in a study, with the arm the server allocated.
+
+    Joining a draft study enrols without allocating (``allocated_at`` null): arms are
+    allocated when the study starts, so nobody joining early locks the design. Once
+    allocated, the allocation is never edited."""
 
     class Source(models.TextChoices):
         INVITATION = "invitation"
@@ -241,13 +296,17 @@ class Enrolment(models.Model):
     stratum = models.CharField(max_length=100, blank=True)
     # Everything needed to recompute the allocation: seed, order in the stratum, block.
     seed = models.BigIntegerField()
-    sequence = models.PositiveIntegerField(help_text="0-based order of enrolment within the stratum.")
+    # Null until allocated.
+    sequence = models.PositiveIntegerField(
+        null=True, blank=True, help_text="0-based order of allocation within the stratum."
+    )
     block_index = models.PositiveIntegerField(null=True, blank=True)
     block_position = models.PositiveIntegerField(null=True, blank=True)
     block_size = models.PositiveIntegerField(null=True, blank=True)
     source = models.CharField(max_length=16, choices=Source.choices)
     invitation = models.ForeignKey("Invitation", null=True, blank=True, on_delete=models.SET_NULL)
-    allocated_at = models.DateTimeField(db_default=Now())
+    joined_at = models.DateTimeField(db_default=Now())
+    allocated_at = models.DateTimeField(null=True, blank=True)
     # Who joined from where, as keyed hashes (never the raw values): the browser's device
     # cookie, the client address and the user agent at sign-up (studies/devices.py). They
     # tell apart the participants of an open link as well as the web allows, so a second
@@ -258,7 +317,7 @@ class Enrolment(models.Model):
     agent_hash = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta:
-        ordering = ["study", "allocated_at", "id"]
+        ordering = ["study", "joined_at", "id"]
         constraints = [
             models.UniqueConstraint(fields=["study", "reviewer"], name="enrolment_once_per_study"),
             models.UniqueConstraint(fields=["study", "stratum", "sequence"], name="enrolment_sequence_unique"),
@@ -317,6 +376,6 @@ class Invitation(models.Model):
             return "This invitation has expired."
         if self.max_uses is not None and self.uses >= self.max_uses:
             return "This invitation has been used as many times as it allows."
-        if self.study.status == Study.Status.CLOSED:
+        if self.study.is_closed:
             return "This study is closed."
         return None

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max
+from django.utils import timezone
 
 from . import signals
 from .devices import JoinSignals
@@ -25,7 +26,7 @@ from .schema import schema_errors
 
 # Fields that define the experiment: changing them after reviewers were allocated or
 # labels were given would mix two designs in one data set.
-DESIGN_FIELDS = ("label_schema", "design", "stratify_by", "overlap_k", "seed")
+DESIGN_FIELDS = ("label_schema", "design", "stratify_by", "overlap_k", "seed", "item_order", "hide_item_titles")
 
 THREE_ARM_PRESET = [
     {"name": "control"},
@@ -319,6 +320,7 @@ def enrolment_create(
         device_hash=signals.device_hash,
         address_hash=signals.address_hash,
         agent_hash=signals.agent_hash,
+        allocated_at=timezone.now(),
     )
     audit(
         study,
@@ -436,6 +438,6 @@ def enrolments_alike(study: Study) -> list[dict]:
     wanted = {enrolment_id for _signal, ids in alike_groups for enrolment_id in ids}
     members = study.enrolments.filter(pk__in=wanted).select_related("reviewer", "arm").in_bulk()
     return [
-        {"signal": signal, "enrolments": sorted((members[i] for i in ids), key=lambda e: (e.allocated_at, e.pk))}
+        {"signal": signal, "enrolments": sorted((members[i] for i in ids), key=lambda e: (e.joined_at, e.pk))}
         for signal, ids in alike_groups
     ]

@@ -173,7 +173,7 @@ def study_reviewers(request: HttpRequest, slug: str) -> HttpResponse:
             return redirect("study-reviewers", study.slug)
     context = {
         "study": study,
-        "enrolments": study.enrolments.select_related("reviewer", "arm").order_by("allocated_at"),
+        "enrolments": study.enrolments.select_related("reviewer", "arm").order_by("joined_at", "id"),
         "invitations": study.invitations.all(),
         "enrol_form": enrol_form,
         "invite_form": invite_form,

@@ -44,6 +44,8 @@ def admin_change_form(study: Study, **overrides) -> dict:
         "reading_wpm": study.reading_wpm,
         "flag_thresholds": "{}",
         "seed": study.seed,
+        "item_order": study.item_order,
+        "reviewer_share_warning": study.reviewer_share_warning,
         "arms-TOTAL_FORMS": "0",
         "arms-INITIAL_FORMS": "0",
         "arms-MIN_NUM_FORMS": "0",
