@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from reviewapp.ingest.models import Item
 from reviewapp.ingest.parsing import parse_jsonl
@@ -52,7 +53,9 @@ def enrol(study: Study, who: str | User, arm_name: str) -> User:
     reviewer = user(who) if isinstance(who, str) else who
     arm = Arm.objects.get(study=study, name=arm_name)
     sequence = Enrolment.objects.filter(study=study).count()
-    Enrolment.objects.create(study=study, reviewer=reviewer, arm=arm, seed=1, sequence=sequence, source="admin")
+    Enrolment.objects.create(
+        study=study, reviewer=reviewer, arm=arm, seed=1, sequence=sequence, source="admin", allocated_at=timezone.now()
+    )
     return reviewer
 
 
