@@ -25,7 +25,11 @@ FIXTURES = ROOT / "fixtures"
 
 @pytest.fixture
 def study(db) -> Study:
-    study = Study.objects.create(slug="refunds", title="Refund approvals", status=Study.Status.RUNNING)
+    # Fixed order: the hand-worked cases and exports are written in serving order. The
+    # shuffled walk (the default for new studies) has its own tests (tests/queue/test_order.py).
+    study = Study.objects.create(
+        slug="refunds", title="Refund approvals", status=Study.Status.RUNNING, item_order=Study.ItemOrder.FIXED
+    )
     Arm.objects.create(study=study, name="control", position=0)
     Arm.objects.create(study=study, name="recommendation", position=1, shows_ai_recommendation=True)
     Arm.objects.create(study=study, name="rationale", position=2, shows_ai_recommendation=True, shows_ai_rationale=True)

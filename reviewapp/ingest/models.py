@@ -65,7 +65,11 @@ class Item(models.Model):
                 name="item_probe_contradicts_gold",
             ),
         ]
-        indexes = [models.Index(fields=["study", "-priority", "id"], name="item_study_priority")]
+        indexes = [
+            models.Index(fields=["study", "-priority", "id"], name="item_study_priority"),
+            # A study's items by id alone: where a reviewer's walk starts (queue/order.py).
+            models.Index(fields=["study", "id"], name="item_study_id"),
+        ]
 
     def __str__(self) -> str:
         # The admin shows it (lists, breadcrumbs, links): hidden characters as markers.

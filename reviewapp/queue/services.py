@@ -21,7 +21,7 @@ from reviewapp.studies.models import Arm, Enrolment, Study
 from reviewapp.studies.randomization import allocate_assignment
 from reviewapp.studies.schema import schema_errors, value_error
 
-from . import tallies
+from . import order, tallies
 from .models import (
     ITEM_ID_SPAN,
     PRIORITY_OFFSET,
@@ -74,20 +74,33 @@ def arm_keys(study: Study) -> list[int]:
 def quotas_sync(*, study: Study, from_item_id: int = 0, pull_back_cursors: bool = True) -> int:
     """Create the missing quota rows (new items, or a study that just started). Idempotent.
 
+    Each row's sort key is the item's priority band, then its place in the band: its id
+    (fixed order) or its seeded permutation (shuffled; ``order.py``, computed in SQL).
     ``from_item_id`` limits the work to items from that id on (a fresh ingest). With
     ``pull_back_cursors`` off the caller runs ``cursors_pull_back`` itself, after its
     transaction commits (a long ingest must not hold reviewers' cursor rows).
     """
+    shuffled = study.item_order == Study.ItemOrder.SHUFFLED
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             INSERT INTO {QUOTA} (study_id, item_id, arm_key, sort_key, open_slots, submitted)
-            SELECT i.study_id, i.id, keys.arm_key, (%s - i.priority) * %s + i.id, %s, 0
+            SELECT i.study_id, i.id, keys.arm_key,
+                   (%s - i.priority) * %s + CASE WHEN %s THEN reviewapp_item_place(%s, i.id) ELSE i.id END, %s, 0
             FROM {Item._meta.db_table} i CROSS JOIN unnest(%s::bigint[]) AS keys(arm_key)
             WHERE i.study_id = %s AND i.id >= %s
             ON CONFLICT (item_id, arm_key) DO NOTHING
             """,  # noqa: S608 (table names are our models')
-            [PRIORITY_OFFSET, ITEM_ID_SPAN, study.overlap_k, arm_keys(study), study.pk, from_item_id],
+            [
+                PRIORITY_OFFSET,
+                ITEM_ID_SPAN,
+                shuffled,
+                order.item_key(study.seed),
+                study.overlap_k,
+                arm_keys(study),
+                study.pk,
+                from_item_id,
+            ],
         )
         created = cursor.rowcount
     if created and pull_back_cursors:
@@ -96,21 +109,25 @@ def quotas_sync(*, study: Study, from_item_id: int = 0, pull_back_cursors: bool 
 
 
 def cursors_pull_back(*, study: Study, from_item_id: int) -> int:
-    """Move back the cursors already past the items from ``from_item_id`` on; returns how many.
+    """Send back to a new items' band the cursors in a lower-priority band; returns how many.
 
-    A cursor past a new item would serve it only after everything else: moved back, the
-    reviewer meets it where priority, then age, put it. One short statement.
+    A reviewer past a band of new, higher-priority items would meet them only after
+    everything else: moved to just before that band, their walk restarts there (from
+    their own offset). New items in a reviewer's current band are met where their place
+    falls in the walk, or after the rest when it falls in the part already walked. One
+    short statement.
     """
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             WITH first_new AS (
-                SELECT min(sort_key) AS sort_key FROM {QUOTA} WHERE study_id = %s AND item_id >= %s
+                SELECT min(sort_key) / %s * %s AS band_start
+                FROM {QUOTA} WHERE study_id = %s AND item_id >= %s
             )
-            UPDATE {CURSOR} c SET sort_key = first_new.sort_key - 1 FROM first_new
-            WHERE c.study_id = %s AND c.sort_key >= first_new.sort_key
+            UPDATE {CURSOR} c SET sort_key = first_new.band_start - 1 FROM first_new
+            WHERE c.study_id = %s AND c.sort_key >= first_new.band_start + %s
             """,  # noqa: S608 (table names are our models')
-            [study.pk, from_item_id, study.pk],
+            [ITEM_ID_SPAN, ITEM_ID_SPAN, study.pk, from_item_id, study.pk, ITEM_ID_SPAN],
         )
         return cursor.rowcount
 
@@ -189,22 +206,22 @@ def _enrolment(study: Study, reviewer) -> Enrolment:
 
 
 def claim_next(*, study: Study, reviewer, enrolment: Enrolment | None = None) -> Assignment | None:
-    """The reviewer's live lease, or a new one on the next item they may review; None when done.
+    """The reviewer's live lease, or a new one on the next item they may review; None when
+    there is none, or when the reviewer has labelled their quota (``quota_reached``).
 
     ``enrolment`` saves a query when the caller already has it (with its arm).
     """
     if study.status != Study.Status.RUNNING:
-        raise StudyNotRunning(f"This study is {study.status}; there is nothing to review right now.")
+        raise StudyNotRunning(not_running_message(study))
     if enrolment is None:
         enrolment = _enrolment(study, reviewer)
+    if study.design == Study.Design.BETWEEN and enrolment.arm_id is None:
+        raise StudyNotRunning("You have not been allocated to the study yet; reload the page in a moment.")
     # One indexed probe when nothing is overdue (a partial index holds only live leases).
     leases_expire(study=study, limit=100)
     with transaction.atomic():
         # Serializes this reviewer's claims (double clicks, two tabs); others are not blocked.
-        cursor_row = ReviewerCursor.objects.select_for_update().filter(study=study, reviewer=reviewer).first()
-        if cursor_row is None:
-            ReviewerCursor.objects.get_or_create(study=study, reviewer=reviewer)
-            cursor_row = ReviewerCursor.objects.select_for_update().get(study=study, reviewer=reviewer)
+        cursor_row = _locked_cursor(study, reviewer, enrolment)
         # Locked, so a sweep expiring this lease right now is waited for here, before any
         # quota row is held (waiting later, at the insert, could deadlock with the sweep).
         live = (
@@ -216,14 +233,13 @@ def claim_next(*, study: Study, reviewer, enrolment: Enrolment | None = None) ->
         if live is not None:
             return live
         arm_key = 0 if study.design == Study.Design.WITHIN else enrolment.arm_id
-        taken = _take(study, reviewer, arm_key, cursor_row, after=cursor_row.sort_key)
-        if taken is None and cursor_row.sort_key >= 0:
-            # Nothing after the cursor: look again from the start (slots given back by
-            # skips and expired leases behind the cursor).
-            taken = _take(study, reviewer, arm_key, cursor_row, after=-1)
+        quota = reviewer_quota(study, enrolment)
+        if quota is not None and cursor_row.labels_done >= quota:
+            return None
+        taken = _walk(study, reviewer, arm_key, cursor_row, quota)
         if taken is None:
             return None
-        item_id, open_after = taken
+        item_id, open_after, position = taken
         if arm_key:
             slot, arm = study.overlap_k - open_after - 1, enrolment.arm
         else:
@@ -238,6 +254,7 @@ def claim_next(*, study: Study, reviewer, enrolment: Enrolment | None = None) ->
             arm=arm,
             quota_arm_key=arm_key,
             slot=slot,
+            position=position,
             leased_at=now,
             # Claimed to be shown: the page that claims renders it in the same request.
             shown_at=now,
@@ -247,19 +264,136 @@ def claim_next(*, study: Study, reviewer, enrolment: Enrolment | None = None) ->
     return assignment
 
 
-def _take(study: Study, reviewer, arm_key: int, cursor_row: ReviewerCursor, *, after: int) -> tuple[int, int] | None:
-    """Take a slot of the first claimable item after ``after``, and move the cursor there.
+def not_running_message(study: Study) -> str:
+    if study.status == Study.Status.DRAFT:
+        return "This study has not started yet. You are enrolled; come back once the researcher starts it."
+    if study.status == Study.Status.PAUSED:
+        return "This study is paused; there is nothing to review right now. Come back later."
+    return f"This study is {study.status}; there is nothing to review right now."
 
-    One statement: the quota row is locked with SKIP LOCKED (racing reviewers pass each
-    other instead of queueing), its open slots decremented, the cursor moved. Returns
-    (item id, open slots left) or None when nothing is claimable.
+
+def reviewer_quota(study: Study, enrolment: Enrolment) -> int | None:
+    """The most items this reviewer may label: their arm's quota, else the study's; None: no limit."""
+    if enrolment.arm_id is not None and enrolment.arm.reviewer_quota:
+        return enrolment.arm.reviewer_quota
+    return study.reviewer_quota
+
+
+def quota_reached(study: Study, enrolment: Enrolment, labels_done: int) -> bool:
+    quota = reviewer_quota(study, enrolment)
+    return quota is not None and labels_done >= quota
+
+
+def _locked_cursor(study: Study, reviewer, enrolment: Enrolment) -> ReviewerCursor:
+    """The reviewer's cursor row, locked; made on first use, with where their walk starts."""
+    cursor_row = ReviewerCursor.objects.select_for_update().filter(study=study, reviewer=reviewer).first()
+    if cursor_row is None:
+        offset = _walk_start(study, enrolment)
+        ReviewerCursor.objects.get_or_create(study=study, reviewer=reviewer, defaults={"offset": offset})
+        cursor_row = ReviewerCursor.objects.select_for_update().get(study=study, reviewer=reviewer)
+    return cursor_row
+
+
+def _walk_start(study: Study, enrolment: Enrolment) -> int:
+    """The place a new reviewer's walk starts at: 0 in fixed order; in shuffled order the
+    place of an item drawn uniformly by id from the study's items (``order.py``). Three
+    index probes, once per reviewer."""
+    if study.item_order != Study.ItemOrder.SHUFFLED:
+        return 0
+    items = Item.objects.filter(study=study).order_by("id").values_list("id", flat=True)
+    first, last = items.first(), items.last()
+    if first is None:
+        return 0
+    draw = order.reviewer_draw(study.seed, enrolment.stratum, enrolment.sequence or 0)
+    start_id = items.filter(id__gte=order.start_item_id(draw, first, last)).first()
+    return order.item_place(study.seed, start_id, shuffled=True)
+
+
+def _walk(
+    study: Study, reviewer, arm_key: int, cursor_row: ReviewerCursor, quota: int | None
+) -> tuple[int, int, int] | None:
+    """Take the next item of the reviewer's walk (docs/design.md, "Queue contract").
+
+    Bands go by priority, highest first. In a band the reviewer walks up from their
+    offset to the band's end, then wraps to the band's start and up to the offset. The
+    cursor is the sort key of the item last taken, so each try is one index range that
+    starts where the reviewer left off and does not grow with their history. When the
+    walk is exhausted, the bands are walked again from the top: slots given back by skips
+    and expired leases behind the cursor, and new items that fell in the part already
+    walked, are served last.
     """
+
+    def take(after: int, before: int) -> tuple[int, int, int] | None:
+        return _take(study, reviewer, arm_key, cursor_row, quota, after=after, before=before)
+
+    span, offset = ITEM_ID_SPAN, cursor_row.offset
+    next_band_from = 0
+    if cursor_row.sort_key >= 0:
+        band_start = cursor_row.sort_key // span * span
+        if cursor_row.sort_key - band_start >= offset:
+            taken = take(cursor_row.sort_key, band_start + span) or take(band_start - 1, band_start + offset)
+        else:
+            taken = take(cursor_row.sort_key, band_start + offset)
+        if taken:
+            return taken
+        next_band_from = band_start + span
+    for first_key in dict.fromkeys([next_band_from, 0]):
+        band_start = _next_band_start(study, reviewer, arm_key, first_key)
+        while band_start is not None:
+            taken = take(band_start + offset - 1, band_start + span) or take(band_start - 1, band_start + offset)
+            if taken:
+                return taken
+            band_start = _next_band_start(study, reviewer, arm_key, band_start + span)
+    return None
+
+
+def _next_band_start(study: Study, reviewer, arm_key: int, from_key: int) -> int | None:
+    """The start of the first band from ``from_key`` on with an item this reviewer may take."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            WITH picked AS (
+            SELECT q.sort_key / %s * %s FROM {QUOTA} q
+            WHERE q.study_id = %s AND q.arm_key = %s AND q.open_slots > 0 AND q.sort_key >= %s
+              AND NOT EXISTS (SELECT 1 FROM {ASSIGNMENT} a WHERE a.item_id = q.item_id AND a.reviewer_id = %s)
+            ORDER BY q.sort_key LIMIT 1
+            """,  # noqa: S608 (table names are our models')
+            [ITEM_ID_SPAN, ITEM_ID_SPAN, study.pk, arm_key, from_key, reviewer.pk],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _take(
+    study: Study,
+    reviewer,
+    arm_key: int,
+    cursor_row: ReviewerCursor,
+    quota: int | None,
+    *,
+    after: int,
+    before: int,
+) -> tuple[int, int, int] | None:
+    """Take a slot of the first claimable item with ``after < sort key < before``, and move
+    the cursor there.
+
+    One statement: the reviewer's quota is checked on their cursor row (locked by the
+    caller), the quota row is locked with SKIP LOCKED (racing reviewers pass each other
+    instead of queueing), its open slots decremented, the cursor moved and its count of
+    items served raised. Returns (item id, open slots left, position in the reviewer's
+    sequence) or None when nothing is claimable.
+    """
+    if before <= after + 1:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH room AS (
+                SELECT 1 FROM {CURSOR} c WHERE c.id = %s AND (%s::int IS NULL OR c.labels_done < %s::int)
+            ), picked AS (
                 SELECT q.id FROM {QUOTA} q
-                WHERE q.study_id = %s AND q.arm_key = %s AND q.open_slots > 0 AND q.sort_key > %s
+                WHERE q.study_id = %s AND q.arm_key = %s AND q.open_slots > 0
+                  AND q.sort_key > %s AND q.sort_key < %s
+                  AND EXISTS (SELECT 1 FROM room)
                   AND NOT EXISTS (
                       SELECT 1 FROM {ASSIGNMENT} a WHERE a.item_id = q.item_id AND a.reviewer_id = %s
                   )
@@ -269,11 +403,12 @@ def _take(study: Study, reviewer, arm_key: int, cursor_row: ReviewerCursor, *, a
                 UPDATE {QUOTA} q SET open_slots = q.open_slots - 1 FROM picked WHERE q.id = picked.id
                 RETURNING q.item_id, q.sort_key, q.open_slots
             ), moved AS (
-                UPDATE {CURSOR} c SET sort_key = taken.sort_key FROM taken WHERE c.id = %s
+                UPDATE {CURSOR} c SET sort_key = taken.sort_key, served = c.served + 1 FROM taken WHERE c.id = %s
+                RETURNING c.served
             )
-            SELECT item_id, open_slots FROM taken
+            SELECT taken.item_id, taken.open_slots, moved.served FROM taken, moved
             """,  # noqa: S608 (table names are our models')
-            [study.pk, arm_key, after, reviewer.pk, cursor_row.pk],
+            [cursor_row.pk, quota, quota, study.pk, arm_key, after, before, reviewer.pk, cursor_row.pk],
         )
         return cursor.fetchone()
 
@@ -436,8 +571,8 @@ def label_submit(
             client_timings=client_timings,
             interactions=interactions,
         )
-    if result is None:
-        raise StaleLease(LATE_MESSAGE)
+    if isinstance(result, str):
+        raise StaleLease(result)
     return result
 
 
@@ -451,9 +586,10 @@ def _label_submit(
     comment: str = "",
     client_timings: dict | None = None,
     interactions: dict | None = None,
-) -> tuple[Label, bool] | None:
+) -> tuple[Label, bool] | str:
     """Record an answer once. Returns (label, created); a repeat returns the first label;
-    None when the answer came too late to count (it is stored as a LateSubmission).
+    a message for the reviewer when the answer came too late to count (it is stored as a
+    LateSubmission).
 
     In reveal arms the blind answer is the one stored by ``blind_answer_record``, never
     one sent with the final answer.
@@ -475,14 +611,17 @@ def _label_submit(
         assignment.state = Assignment.State.EXPIRED
         assignment.save(update_fields=["state"])
         _give_back_slot(assignment)
-    if assignment.state == Assignment.State.EXPIRED and not _retake_slot(assignment):
-        LateSubmission.objects.create(
-            assignment=assignment,
-            values=values,
-            payload={"confidence": confidence, "comment": comment, "initial_values": assignment.initial_values},
-            reason="lease expired and the slot was taken",
-        )
-        return None
+    if assignment.state == Assignment.State.EXPIRED:
+        refusal = _late_refusal(study, reviewer, assignment)
+        if refusal is not None:
+            reason, message = refusal
+            LateSubmission.objects.create(
+                assignment=assignment,
+                values=values,
+                payload={"confidence": confidence, "comment": comment, "initial_values": assignment.initial_values},
+                reason=reason,
+            )
+            return message
     label = Label.objects.create(
         assignment=assignment,
         study=study,
@@ -498,6 +637,7 @@ def _label_submit(
         shown_at=assignment.shown_at,
         revealed_at=assignment.revealed_at,
         submitted_at=now,
+        position=assignment.position,
     )
     assignment.state = Assignment.State.SUBMITTED
     assignment.submitted_at = now
@@ -507,6 +647,31 @@ def _label_submit(
     )
     ReviewerCursor.objects.filter(study=study, reviewer=reviewer).update(labels_done=F("labels_done") + 1)
     return label, True
+
+
+QUOTA_LATE_MESSAGE = (
+    "Your time on this item ran out, and you have since reached the number of items you are asked to do; "
+    "your answer was kept for the record but not counted."
+)
+
+
+def _late_refusal(study: Study, reviewer, assignment: Assignment) -> tuple[str, str] | None:
+    """Why an answer on an expired lease cannot count, as (reason kept, message), or None
+    once its slot is taken back.
+
+    A late answer must not take the reviewer past their quota: they may have been given
+    another item since the lease ran out, and that one counts against it too.
+    """
+    enrolment = Enrolment.objects.filter(study=study, reviewer=reviewer).select_related("arm").first()
+    quota = reviewer_quota(study, enrolment) if enrolment is not None else None
+    if quota is not None:
+        cursor_row = _locked_cursor(study, reviewer, enrolment)
+        live = Assignment.objects.filter(study=study, reviewer=reviewer, state=Assignment.State.LEASED).count()
+        if cursor_row.labels_done + live >= quota:
+            return "lease expired and the reviewer's quota was reached", QUOTA_LATE_MESSAGE
+    if not _retake_slot(assignment):
+        return "lease expired and the slot was taken", LATE_MESSAGE
+    return None
 
 
 def _retake_slot(assignment: Assignment) -> bool:

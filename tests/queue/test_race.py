@@ -38,8 +38,10 @@ ABANDON, SKIP, DOUBLE_CLICK, RETRY = 0.08, 0.03, 0.05, 0.03
 class Reviewer:
     """One reviewer at a keyboard, on their own thread and database connection."""
 
-    def __init__(self, study: Study, user: User, seed: int, start: threading.Barrier) -> None:
-        self.study, self.user, self.start = study, user, start
+    def __init__(
+        self, study: Study, user: User, seed: int, start: threading.Barrier, claims_each: int = CLAIMS_EACH
+    ) -> None:
+        self.study, self.user, self.start, self.claims_each = study, user, start, claims_each
         self.rng = random.Random(seed)
         self.tally: Counter[str] = Counter()
         self.errors: list[str] = []
@@ -53,7 +55,7 @@ class Reviewer:
             self.enrolment = Enrolment.objects.select_related("arm").get(study=self.study, reviewer=self.user)
             self.start.wait()
             cycle = 0
-            while self.tally["claims"] < CLAIMS_EACH and cycle < CLAIMS_EACH * 2:
+            while self.tally["claims"] < self.claims_each and cycle < self.claims_each * 2:
                 cycle += 1
                 self.attempt(self.one_cycle, cycle)
                 for due, assignment_id in [entry for entry in self.late if entry[0] <= cycle]:
@@ -133,9 +135,11 @@ def sweep(study: Study, done: threading.Event, tally: Counter[str], errors: list
         connection.close()
 
 
-def run_reviewers(study: Study, users: list[User]) -> tuple[Counter[str], list[str], float]:
+def run_reviewers(
+    study: Study, users: list[User], claims_each: int = CLAIMS_EACH
+) -> tuple[Counter[str], list[str], float]:
     start = threading.Barrier(len(users))
-    reviewers = [Reviewer(study, user, seed=n, start=start) for n, user in enumerate(users)]
+    reviewers = [Reviewer(study, user, seed=n, start=start, claims_each=claims_each) for n, user in enumerate(users)]
     threads = [threading.Thread(target=r.run, name=f"reviewer-{n}") for n, r in enumerate(reviewers)]
     done, sweeps, sweep_errors = threading.Event(), Counter(), []
     sweeper = threading.Thread(target=sweep, args=(study, done, sweeps, sweep_errors), name="sweeper")
@@ -200,7 +204,8 @@ class TestQueueRace:
     @pytest.mark.slow
     @pytest.mark.timeout(900)
     def test_it_keeps_every_queue_promise_under_a_64_reviewer_race(self, transactional_db, study):
-        Study.objects.filter(pk=study.pk).update(overlap_k=K, lease_seconds=30)
+        # Shuffled, as new studies are: every reviewer walks the items in their own order.
+        Study.objects.filter(pk=study.pk).update(overlap_k=K, lease_seconds=30, item_order=Study.ItemOrder.SHUFFLED)
         study.refresh_from_db()
         ingest(study, *(f"run-{n:05d}" for n in range(ITEMS)))
         users = [enrol_allocated(study) for _ in range(REVIEWERS)]
@@ -240,3 +245,35 @@ class TestQueueRace:
         assert errors == [], f"{len(errors)} errors, first: {errors[0]}"
         # Every 409 for a late answer kept that answer for the record (docs/design.md, "Queue contract").
         assert late_kept == tally["late_refused"] > 0
+
+    @pytest.mark.slow
+    @pytest.mark.timeout(600)
+    def test_no_reviewer_labels_past_their_quota_under_a_64_reviewer_race(self, transactional_db, study):
+        """Double clicks, retries, walking away and answering late, all racing: nobody ends
+        with more labels than the quota, and nearly everyone reaches it."""
+        quota = 12
+        Study.objects.filter(pk=study.pk).update(
+            overlap_k=K, lease_seconds=30, item_order=Study.ItemOrder.SHUFFLED, reviewer_quota=quota
+        )
+        study.refresh_from_db()
+        ingest(study, *(f"q-{n:04d}" for n in range(400)))
+        users = [enrol_allocated(study) for _ in range(REVIEWERS)]
+
+        # Each reviewer tries for twice their quota.
+        tally, errors, seconds = run_reviewers(study, users, claims_each=2 * quota)
+
+        per_reviewer = Counter(
+            Label.objects.filter(study=study, supersedes__isnull=True).values_list("reviewer_id", flat=True)
+        )
+        print(
+            f"\nquota race: {REVIEWERS} reviewers, quota {quota}, {seconds:.1f} s; "
+            f"labels {sum(per_reviewer.values())}, "
+            f"most by one reviewer {max(per_reviewer.values())}, nothing left {tally['nothing_left']}, "
+            f"late refused {tally['late_refused']}"
+        )
+        assert errors == [], f"{len(errors)} errors, first: {errors[0]}"
+        assert max(per_reviewer.values()) <= quota
+        # Positive control: the quota was the limit, not a lack of items or of claims.
+        assert sum(n == quota for n in per_reviewer.values()) >= REVIEWERS * 0.9
+        assert tally["nothing_left"] > 0
+        assert quota_mismatches(study) == []
