@@ -29,11 +29,13 @@ CONFIDENCE_SCALE = [(0.0, "guess"), (0.25, "unsure"), (0.5, "fairly sure"), (0.7
 ROLE_NAMES = {"system": "System prompt", "user": "User", "assistant": "Agent", "tool": "Tool result"}
 
 
-def transcript_view(payload: dict) -> dict:
+def transcript_view(payload: dict, *, hidden_title: str | None = None) -> dict:
     """The conversation as the reviewer reads it: messages, tool calls and results.
 
     Everything in it is untrusted text: markdown goes through the sanitizer, the rest is
     escaped by the template, and invisible reordering characters are shown as markers.
+    ``hidden_title`` (a study that hides item titles) stands in for the payload's title,
+    which then never enters the dict.
     """
     call_names = {}
     messages = []
@@ -65,7 +67,13 @@ def transcript_view(payload: dict) -> dict:
             view["name"] = reveal_hidden_characters(name)
             view["is_error"] = message.get("is_error", False)
         messages.append(view)
-    return {"title": reveal_hidden_characters(payload.get("title", "")), "messages": messages}
+    title = hidden_title if hidden_title is not None else reveal_hidden_characters(payload.get("title", ""))
+    return {"title": title, "messages": messages}
+
+
+def item_heading(position: int | None) -> str:
+    """What a reviewer sees instead of a hidden title: the item's place in their sequence."""
+    return f"Item {position}" if position else "Item"
 
 
 def _formatted(text: TranscriptText) -> dict:
@@ -108,7 +116,8 @@ def ai_view(item_ai: dict, arm_shows: dict, *, blind_stage: bool) -> dict | None
     """The AI's output this reviewer may see now, or None.
 
     ``item_ai`` has the item's ``recommendation``, ``rationale`` and ``confidence``;
-    ``arm_shows`` says which of them the arm shows and whether it is a reveal arm.
+    ``arm_shows`` says which of them the arm shows and, for the rationale, whether it is
+    shown expanded or behind a "Why?" click (``rationale_display``).
     """
     if blind_stage:
         return None
@@ -122,6 +131,7 @@ def ai_view(item_ai: dict, arm_shows: dict, *, blind_stage: bool) -> dict | None
             shown["rationale"] = _formatted(transcript_markdown(rationale, limit=MESSAGE_MARKDOWN_CHARS))
             shown["rationale_html"] = shown["rationale"]["html"]
         shown["has_rationale_slot"] = True
+        shown["rationale_collapsed"] = arm_shows.get("rationale_display") == "collapsed"
     if arm_shows["confidence"] and item_ai["confidence"] is not None:
         shown["confidence_percent"] = round(item_ai["confidence"] * 100)
     return shown or None
@@ -208,12 +218,19 @@ def _number(raw: str) -> Any:
 
 
 # Client-side measurements accepted with a label: name → (type, largest value).
+# Treatment uptake (static/js/review.js, docs/reviewer.md "What is recorded"): whether the
+# rationale and the recommendation were seen (1) or not (0), and how long each was in view.
+# The page sends them only for what the arm shows; a label without them is "unknown".
 INTERACTION_FIELDS = {
     "tool_calls_expanded": (int, 10_000),
     "outputs_expanded": (int, 10_000),
     "rationale_opened": (int, 10_000),
     "scroll_depth": (float, 1.0),
     "keys_used": (int, 100_000),
+    "rationale_seen": (int, 1),
+    "rationale_visible_ms": (int, 86_400_000),
+    "recommendation_seen": (int, 1),
+    "recommendation_visible_ms": (int, 86_400_000),
 }
 TIMING_FIELDS = {
     "ms_on_page": (int, 86_400_000),

@@ -192,14 +192,17 @@ def _work_view(
     arm_shows = {
         "recommendation": arm.shows_ai_recommendation,
         "rationale": arm.shows_ai_rationale,
+        "rationale_display": arm.rationale_display,
         "confidence": arm.shows_ai_confidence,
     }
+    # A hidden title never leaves the server: the reviewer reads the item's place in their sequence.
+    hidden_title = presenters.item_heading(assignment.position) if study.hide_item_titles else None
     return {
         "assignment_id": assignment.pk,
         "lease_expires_at": assignment.lease_expires_at,
         "stage": "blind" if blind_stage else "final",
         "reveal": arm.reveal,
-        "transcript": presenters.transcript_view(item.payload),
+        "transcript": presenters.transcript_view(item.payload, hidden_title=hidden_title),
         "ai": presenters.ai_view(item_ai, arm_shows, blind_stage=blind_stage),
         "form": presenters.form_view(study.label_schema, values, errors, ask_extras=not blind_stage),
         "skip": skip_form or presenters.skip_view(SKIP_REASONS),
@@ -226,7 +229,27 @@ def _render_notice(request: HttpRequest, study: Study, message: str, status: int
 
 
 def _progress(request: HttpRequest, study: Study) -> dict:
+    """The progress line: labels given (of the quota, when one applies) and the queue's totals.
+
+    ``quota_reached`` tells the end page apart from "nothing left": the claim gives nothing
+    both when the queue is empty and when the reviewer has done their quota."""
     done = ReviewerCursor.objects.filter(study=study, reviewer=request.user).values_list("labels_done", flat=True)
     done = done.first() or 0
-    arm_key = 0 if study.design == Study.Design.WITHIN else request.enrolment.arm_id
-    return {"done": done, **queue.progress_totals(study=study, arm_key=arm_key)}
+    enrolment = request.enrolment
+    quota = reviewer_quota(study, enrolment)
+    progress = {"done": done, "quota": quota, "quota_reached": quota is not None and done >= quota}
+    if study.design == Study.Design.WITHIN:
+        return {**progress, **queue.progress_totals(study=study, arm_key=0)}
+    if enrolment.arm_id is None:
+        # Joined a draft study: no arm (and so no queue) until the study starts.
+        return {**progress, "open_items": 0, "percent": 0}
+    return {**progress, **queue.progress_totals(study=study, arm_key=enrolment.arm_id)}
+
+
+def reviewer_quota(study: Study, enrolment: Enrolment) -> int | None:
+    """The most items this reviewer is asked to label: their arm's quota (else the study's)
+    between subjects; the study's within subjects, where the arm changes item by item."""
+    if study.design == Study.Design.WITHIN or enrolment.arm_id is None:
+        return study.reviewer_quota
+    enrolment.arm.study = study  # the study in hand: no query for Arm.quota()
+    return enrolment.arm.quota()

@@ -1,27 +1,96 @@
 // The labelling page: keyboard shortcuts, what the reviewer opened and how far they
-// read, and the lease countdown. Loaded from our own origin (the CSP allows no inline
+// read, whether they saw the AI's rationale and recommendation, and the lease countdown. Loaded from our own origin (the CSP allows no inline
 // script); the server decides everything that matters, this only measures and helps.
 (function () {
   "use strict";
 
   var TRACKED = { call: "tool_calls_expanded", output: "outputs_expanded", more: "outputs_expanded", rationale: "rationale_opened" };
+  // Treatment uptake (docs/reviewer.md, "What is recorded"): the AI's rationale or
+  // recommendation counts as seen once it has been in view for SEEN_MS in all, "in view"
+  // meaning at least half of it on screen (or, for a long one, half the screen filled by it)
+  // while the tab is in front; a rationale behind "Why?" counts as seen when opened.
+  var SEEN_MS = 1000;
+  var IN_VIEW_SHARE = 0.5;
   var state = null;
   var leaseTimer = null;
   var currentWork = null;
+  var uptakeObserver = null;
 
   function now() { return Math.round(performance.now()); }
+
+  // Time in view of each [data-uptake] element: a running total plus the moment the
+  // current stretch began (null when out of view).
+  function uptakeUpdate(watch) {
+    var visible = watch.inView && !document.hidden && (!watch.collapsed || watch.el.open);
+    if (visible && watch.since === null) { watch.since = now(); }
+    else if (!visible && watch.since !== null) { watch.ms += now() - watch.since; watch.since = null; }
+  }
+
+  function watchUptake(work) {
+    if (uptakeObserver) { uptakeObserver.disconnect(); uptakeObserver = null; }
+    var watched = [];
+    // Without IntersectionObserver nothing is sent, and the label's uptake is "unknown".
+    if (!("IntersectionObserver" in window)) { return watched; }
+    work.querySelectorAll("[data-uptake]").forEach(function (el) {
+      var watch = { name: el.dataset.uptake, el: el, ms: 0, since: null, inView: false, opened: false,
+        collapsed: el.hasAttribute("data-uptake-opened") };
+      if (watch.collapsed) {
+        el.addEventListener("toggle", function () {
+          if (el.open) { watch.opened = true; }
+          uptakeUpdate(watch);
+        });
+      }
+      watched.push(watch);
+    });
+    if (!watched.length) { return watched; }
+    var steps = [];
+    for (var i = 0; i <= 20; i++) { steps.push(i / 20); }
+    uptakeObserver = new IntersectionObserver(function (entries) {
+      entries.forEach(function (entry) {
+        var watch = watched.find(function (w) { return w.el === entry.target; });
+        if (!watch) { return; }
+        var shown = entry.intersectionRect.height;
+        var screen = entry.rootBounds ? entry.rootBounds.height : window.innerHeight;
+        watch.inView = entry.isIntersecting && shown > 0 &&
+          (shown >= IN_VIEW_SHARE * entry.boundingClientRect.height || shown >= IN_VIEW_SHARE * screen);
+        uptakeUpdate(watch);
+      });
+    }, { threshold: steps });
+    watched.forEach(function (watch) { uptakeObserver.observe(watch.el); });
+    return watched;
+  }
+
+  function uptakeMeasurements(watched) {
+    var out = {};
+    watched.forEach(function (watch) {
+      // Capped at a day, the server's bound for a measurement (a tab left open overnight).
+      var ms = Math.min(watch.ms + (watch.since !== null ? now() - watch.since : 0), 86400000);
+      out[watch.name + "_visible_ms"] = ms;
+      out[watch.name + "_seen"] = (watch.collapsed ? watch.opened : ms >= SEEN_MS) ? 1 : 0;
+    });
+    return out;
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (state) { state.uptake.forEach(uptakeUpdate); }
+  });
 
   function init() {
     var work = document.getElementById("work");
     currentWork = work;
     clearInterval(leaseTimer);
-    if (!work || !work.querySelector("#answer-form")) { state = null; return; }
+    if (!work || !work.querySelector("#answer-form")) {
+      if (uptakeObserver) { uptakeObserver.disconnect(); uptakeObserver = null; }
+      state = null;
+      return;
+    }
     state = {
       start: now(),
       firstAnswer: null,
       aiShown: work.querySelector("#ai-panel") ? now() : null,
       counts: { tool_calls_expanded: 0, outputs_expanded: 0, rationale_opened: 0, keys_used: 0 },
-      scroll: 0
+      scroll: 0,
+      uptake: watchUptake(work)
     };
     work.querySelectorAll("details[data-track]").forEach(function (details) {
       details.addEventListener("toggle", function () {
@@ -72,7 +141,8 @@
     var timings = { ms_on_page: t - state.start };
     if (state.firstAnswer !== null) { timings.ms_to_first_answer = state.firstAnswer - state.start; }
     if (state.aiShown !== null) { timings.ms_after_ai_shown = t - state.aiShown; }
-    var interactions = Object.assign({}, state.counts, { scroll_depth: Math.round(state.scroll * 1000) / 1000 });
+    var interactions = Object.assign({}, state.counts, { scroll_depth: Math.round(state.scroll * 1000) / 1000 },
+      uptakeMeasurements(state.uptake));
     form.querySelector("input[name=interactions]").value = JSON.stringify(interactions);
     form.querySelector("input[name=client_timings]").value = JSON.stringify(timings);
   }, true);

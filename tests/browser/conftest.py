@@ -52,8 +52,8 @@ def page_factory(browser):
     """New isolated browser contexts (one per user); collects console errors and CSP violations."""
     contexts = []
 
-    def make():
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+    def make(viewport: dict | None = None):
+        context = browser.new_context(viewport=viewport or {"width": 1280, "height": 900})
         page = context.new_page()
         # Names the element behind a CSP violation (the console message alone does not).
         page.add_init_script(

@@ -86,6 +86,7 @@ class TestReviewingInTheBrowser:
         assert page.console_errors == []
 
     def test_the_rationale_arm_sees_the_ai_and_its_opening_is_recorded(self, live_server, page_factory, study):
+        Arm.objects.filter(study=study, name="rationale").update(rationale_display="collapsed")
         make_items(study, 2, ai_rationale="The order total is **$240**, over the limit.")
         reviewer = enrol(study, "rashid", "rationale")
         page = page_factory()
@@ -99,6 +100,7 @@ class TestReviewingInTheBrowser:
         expect(page.locator("#done-count")).to_have_text("1")
         label = Label.objects.get(reviewer=reviewer)
         assert label.interactions["rationale_opened"] == 1
+        assert label.interactions["rationale_seen"] == 1
         assert label.client_timings["ms_after_ai_shown"] > 0
         assert page.console_errors == []
 

@@ -77,7 +77,11 @@ ALLOWED_TAGS = {
     *"p br hr strong em code pre blockquote ul ol li h1 h2 h3 h4 h5 h6 a table thead tbody tr th td".split(),
     *"article section div details summary span aside".split(),
 }
-ALLOWED_ATTRIBUTES = {"class", "href", "title", "rel", "align", "data-track", "aria-label", "id", "open"}
+ALLOWED_ATTRIBUTES = {
+    *"class href title rel align aria-label id open".split(),
+    # The template's own markers for review.js: what is tracked, and whose uptake is watched.
+    *"data-track data-uptake data-uptake-opened".split(),
+}
 UNTRUSTED_REGIONS = "#transcript, #ai-panel, .review-head .prose, #locked-out"
 DANGEROUS = "iframe, frame, object, embed, base, meta[http-equiv], style, math, form[action]:not([action^='/'])"
 # Scripts from elsewhere or inline, dangerous elements anywhere, anything in the untrusted
@@ -231,8 +235,8 @@ class TestHostileContentIsInert:
             shown = reveal_hidden_characters(vector)
             expect(page.locator("#transcript h2")).to_have_text(shown[:TITLE_LIMIT])
             page.keyboard.press("[")  # expand every tool call and result
-            page.click("details.ai-rationale > summary")
-            assert "Rationale for" in page.text_content("details.ai-rationale"), where
+            # The arm shows the rationale expanded (the default): its sanitized markup is on the page.
+            assert "Rationale for" in page.text_content("section.ai-rationale.is-expanded"), where
             # Escaped text, not markup: the tool output shows the vector character for character.
             assert page.locator("#transcript .turn-tool pre.out").first.text_content() == shown[:1200], where
             watch.assert_inert(where, url=review_url)
