@@ -27,6 +27,7 @@ urlpatterns = [
     path(study + "arms/", study_views.study_arms, name="study-arms"),
     path(study + "arms/preset/", study_views.study_arms_preset, name="study-arms-preset"),
     path(study + "reviewers/", study_views.study_reviewers, name="study-reviewers"),
+    path(study + "reviewers/<int:enrolment_id>/remove/", study_views.enrolment_remove, name="enrolment-remove"),
     path(study + "invitations/<int:invitation_id>/revoke/", study_views.invitation_revoke, name="invitation-revoke"),
     path(study + "items/", item_views.study_items, name="study-items"),
     path(study + "items/<int:item_id>/gold/", item_views.item_gold, name="item-gold"),

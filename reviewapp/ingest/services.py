@@ -128,7 +128,7 @@ class StudyClosed(BodyError):
 
 def study_closed(study: Study) -> bool:
     """Read afresh: a study closed since ``study`` was loaded is closed."""
-    return Study.objects.filter(pk=study.pk, status=Study.Status.CLOSED).exists()
+    return Study.objects.filter(pk=study.pk, status__in=(Study.Status.CLOSED, Study.Status.ARCHIVED)).exists()
 
 
 class ConcurrentIngestError(Exception):

@@ -57,7 +57,7 @@ def _authenticate(request: HttpRequest, slug: str) -> tuple[Study, IngestToken]:
     # A token is scoped to one study; it says nothing about whether other slugs exist.
     if token.study.slug != slug:
         raise ApiError(403, "This token is not valid for this study.")
-    if token.study.status == Study.Status.CLOSED:
+    if token.study.is_closed:
         raise ApiError(409, f"Study '{slug}' is closed; it accepts no new items.")
     IngestToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
     return token.study, token

@@ -15,5 +15,6 @@ class QueueConfig(AppConfig):
 
         study_signals.study_opened.connect(receivers.open_queue, dispatch_uid="queue-open")
         study_signals.design_changed.connect(receivers.rebuild_queue, dispatch_uid="queue-rebuild")
+        study_signals.reviewer_removing.connect(receivers.release_removed_reviewer, dispatch_uid="queue-release")
         ingest_signals.items_added.connect(receivers.queue_new_items, dispatch_uid="queue-new-items")
         ingest_signals.items_committed.connect(receivers.pull_back_cursors, dispatch_uid="queue-pull-back")

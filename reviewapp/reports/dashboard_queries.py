@@ -105,9 +105,16 @@ def activity(study: Study, window_days: int) -> Activity:
 
 
 def enrolled_reviewers(study: Study) -> list[dict]:
-    rows = Enrolment.objects.filter(study=study).values("reviewer_id", "reviewer__username", "arm__name")
+    fields = ("reviewer_id", "reviewer__username", "arm__name", "allocated_at")
+    rows = Enrolment.objects.filter(study=study).values(*fields)
+    # Reviewers who joined a draft study have no arm until it starts.
+    unarmed = {True: "per assignment", False: "not allocated yet"}
     return [
-        {"id": row["reviewer_id"], "name": row["reviewer__username"], "arm": row["arm__name"] or "per assignment"}
+        {
+            "id": row["reviewer_id"],
+            "name": row["reviewer__username"],
+            "arm": row["arm__name"] or unarmed[row["allocated_at"] is not None],
+        }
         for row in rows
     ]
 

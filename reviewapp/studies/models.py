@@ -121,6 +121,10 @@ class Study(models.Model):
     def has_enrolments(self) -> bool:
         return self.enrolments.exists()
 
+    def has_allocated_reviewers(self) -> bool:
+        """Reviewers who joined a draft study wait unallocated until Start; they lock nothing."""
+        return self.enrolments.filter(allocated_at__isnull=False).exists()
+
     def arm_weights(self) -> tuple[list[Arm], list[int]]:
         arms = list(self.arms.order_by("position", "id"))
         return arms, [arm.weight for arm in arms]
@@ -325,6 +329,13 @@ class Enrolment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reviewer} in {self.study.slug}"
+
+    @property
+    def arm_display(self) -> str:
+        """The arm as the researcher's pages name it."""
+        if self.allocated_at is None:
+            return "not allocated yet"
+        return self.arm.name if self.arm_id else "per assignment"
 
 
 def new_invitation_token() -> str:

@@ -15,7 +15,7 @@ from collections import Counter
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Max
+from django.db.models import Exists, F, Max, OuterRef, QuerySet
 from django.utils import timezone
 
 from . import signals
@@ -45,10 +45,13 @@ class StudyRuleError(ValueError):
 
 
 def lock_reason(study: Study) -> str | None:
-    """Why arms and design can no longer change, or None while they still can."""
+    """Why arms and design can no longer change, or None while they still can.
+
+    The same rule as the database's ``reviewapp_design_lock_reason`` (migration studies/0006):
+    reviewers who joined a draft study are not allocated yet, so they lock nothing."""
     if study.has_labels():
         return "Labels exist, so arms, the label schema and the design are locked."
-    if study.has_enrolments():
+    if study.has_allocated_reviewers():
         return "Reviewers have been allocated to arms, so arms and the design are locked."
     return None
 
@@ -157,20 +160,40 @@ def rationale_arms_over_real_rationales(study: Study) -> list[str]:
     return []
 
 
+def confirmation_error(study: Study, to_status: str, confirmation: str | None) -> str | None:
+    """Why a move that needs the study's slug typed (Close, Archive) is not confirmed, or None."""
+    if to_status not in Study.CONFIRMED_TRANSITIONS:
+        return None
+    if (confirmation or "").strip() == study.slug:
+        return None
+    verb = study.allowed_transitions().get(to_status, to_status).lower()
+    return f"To {verb} the study, type its slug ({study.slug}) to confirm. Nothing was changed."
+
+
 @transaction.atomic
-def study_transition(*, study: Study, actor, to_status: str) -> None:
-    """Move the study along its lifecycle (the database records the change in the audit log)."""
+def study_transition(*, study: Study, actor, to_status: str, confirmation: str | None = None) -> None:
+    """Move the study along its lifecycle (the database records the change in the audit log).
+
+    Close and Archive take ``confirmation``, the study's slug as the researcher typed it.
+    Starting a draft allocates everyone who joined it, in the same transaction."""
     acting_as(actor)
     study = Study.objects.select_for_update(no_key=True).get(pk=study.pk)
     allowed = study.allowed_transitions()
     if to_status not in allowed:
+        if study.status == Study.Status.ARCHIVED:
+            raise StudyRuleError("This study is archived; archiving is permanent, so it cannot be reopened.")
         raise StudyRuleError(f"A {study.status} study cannot become {to_status}.")
+    problem = confirmation_error(study, to_status, confirmation)
+    if problem:
+        raise StudyRuleError(problem)
     if to_status == Study.Status.RUNNING:
         # Resuming re-checks what can change while paused (probes generated, their rationales).
         problems = start_problems(study) if study.status == Study.Status.DRAFT else probe_tells(study)
         if problems:
             verb = "start" if study.status == Study.Status.DRAFT else "resume"
             raise StudyRuleError(f"Cannot {verb}: " + " ".join(problems))
+        if study.status == Study.Status.DRAFT:
+            enrolments_allocate(study=study, actor=actor)
     study.status = to_status
     study.save(update_fields=["status", "updated_at"])
     if to_status == Study.Status.RUNNING:
@@ -245,10 +268,14 @@ def _queue_follow_design(study: Study) -> None:
 
 
 def arm_balance(study: Study) -> dict:
-    """Reviewers per arm and stratum, against each arm's target share."""
+    """Reviewers per arm and stratum, against each arm's target share.
+
+    Reviewers who joined a draft study are counted apart (``waiting``): they have no arm
+    until the study starts."""
     arms, weights = study.arm_weights()
     total_weight = sum(weights) or 1
-    counts = Counter(study.enrolments.values_list("stratum", "arm_id"))
+    waiting = study.enrolments.filter(allocated_at__isnull=True).count()
+    counts = Counter(study.enrolments.filter(allocated_at__isnull=False).values_list("stratum", "arm_id"))
     strata = sorted({stratum for stratum, _ in counts}) or [""]
     rows = []
     for arm, weight in zip(arms, weights, strict=True):
@@ -257,15 +284,101 @@ def arm_balance(study: Study) -> dict:
             in_stratum = sum(n for (s, _), n in counts.items() if s == stratum)
             cells.append({"n": counts[(stratum, arm.pk)], "target": round(in_stratum * weight / total_weight, 1)})
         rows.append({"arm": arm, "share": round(100 * weight / total_weight), "cells": cells})
-    return {"strata": strata, "rows": rows, "total": sum(counts.values())}
+    allocated = sum(counts.values())
+    return {"strata": strata, "rows": rows, "allocated": allocated, "waiting": waiting, "total": allocated + waiting}
 
 
 def reviewer_stratum(study: Study, reviewer) -> str:
+    return reviewer_strata(study, [reviewer])[reviewer.pk]
+
+
+def reviewer_strata(study: Study, reviewers) -> dict[int, str]:
+    """Each reviewer's stratum (their profile's value of the study's ``stratify_by``), by id."""
+    strata = {reviewer.pk: "" for reviewer in reviewers}
     if not study.stratify_by:
-        return ""
-    profile = ReviewerProfile.objects.filter(user=reviewer).first()
-    value = (profile.attributes if profile else {}).get(study.stratify_by, "")
-    return str(value)[:100]
+        return strata
+    for user_id, attributes in ReviewerProfile.objects.filter(user_id__in=strata).values_list("user_id", "attributes"):
+        strata[user_id] = str((attributes or {}).get(study.stratify_by, ""))[:100]
+    return strata
+
+
+def _next_sequences(study: Study) -> dict[str, int]:
+    """Per stratum, the next allocation number: one after the highest ever given, not a count
+    (an enrolment deleted since leaves a gap, never a number given twice)."""
+    rows = (
+        Enrolment.objects.filter(study=study, sequence__isnull=False)
+        .order_by()
+        .values_list("stratum")
+        .annotate(last=Max("sequence"))
+    )
+    return {stratum: last + 1 for stratum, last in rows}
+
+
+def _allocate(study: Study, enrolment: Enrolment, stratum: str, sequence: int, arms: list[Arm], weights, now) -> None:
+    """Fill in the enrolment's allocation (unsaved): the arm the study's seeded permuted blocks
+    give the ``sequence``-th reviewer of ``stratum``; within subjects, only the order."""
+    enrolment.stratum = stratum
+    enrolment.seed = study.seed
+    enrolment.sequence = sequence
+    enrolment.allocated_at = now
+    if study.design == Study.Design.BETWEEN:
+        allocation = allocate_reviewer(weights, study.seed, stratum, sequence)
+        enrolment.arm = arms[allocation.arm_index]
+        enrolment.block_index = allocation.block_index
+        enrolment.block_position = allocation.block_position
+        enrolment.block_size = allocation.block_size
+
+
+def _allocation_inputs(study: Study) -> tuple[list[Arm], list[int]]:
+    arms, weights = study.arm_weights()
+    if study.design == Study.Design.BETWEEN:
+        problem = weights_error(weights)
+        if problem:
+            raise StudyRuleError(problem)
+    return arms, weights
+
+
+def _allocation_detail(enrolment: Enrolment) -> dict[str, Any]:
+    return {
+        "reviewer": enrolment.reviewer.get_username(),
+        "arm": enrolment.arm.name if enrolment.arm else None,
+        "stratum": enrolment.stratum,
+        "sequence": enrolment.sequence,
+        "block": enrolment.block_index,
+    }
+
+
+def enrolments_allocate(*, study: Study, actor) -> list[Enrolment]:
+    """Allocate everyone who joined the draft study, in the order they joined (the caller,
+    Start, holds the study's row, so nobody joins meanwhile). One audit event per reviewer.
+
+    Each reviewer's stratum is read now: ``stratify_by`` may have changed during the draft.
+    The allocation is the one they would have had joining the running study in this order,
+    so it is reproducible from the seed and the join order alone."""
+    waiting = list(
+        Enrolment.objects.select_for_update()
+        .filter(study=study, allocated_at__isnull=True)
+        .select_related("reviewer")
+        .order_by("joined_at", "id")
+    )
+    if not waiting:
+        return []
+    arms, weights = _allocation_inputs(study)
+    strata = reviewer_strata(study, [enrolment.reviewer for enrolment in waiting])
+    sequences = _next_sequences(study)
+    now = timezone.now()
+    for enrolment in waiting:
+        stratum = strata[enrolment.reviewer_id]
+        sequence = sequences.get(stratum, 0)
+        sequences[stratum] = sequence + 1
+        _allocate(study, enrolment, stratum, sequence, arms, weights, now)
+    fields = ["arm", "stratum", "seed", "sequence", "block_index", "block_position", "block_size", "allocated_at"]
+    Enrolment.objects.bulk_update(waiting, fields)
+    AuditEvent.objects.bulk_create(
+        AuditEvent(study=study, actor=actor, action="enrolment.allocate", detail=_allocation_detail(enrolment))
+        for enrolment in waiting
+    )
+    return waiting
 
 
 @transaction.atomic
@@ -278,61 +391,71 @@ def enrolment_create(
     invitation: Invitation | None = None,
     signals: JoinSignals | None = None,
 ):
-    """Enrol a reviewer and allocate their arm, once. Returns (enrolment, created).
+    """Enrol a reviewer, once. Returns (enrolment, created).
 
+    In a running or paused study the arm is allocated at once; in a draft study the reviewer
+    waits unallocated (locking nothing) until Start allocates everyone who joined.
     ``signals`` (hashed device cookie, address, user agent) are stored with a self-service
     enrolment so look-alike sign-ups can be found (``enrolments_alike``)."""
     signals = signals or JoinSignals()
-    # Row lock on the study: allocations in a stratum are numbered one at a time.
+    # Row lock on the study: allocations in a stratum are numbered one at a time, and
+    # nobody joins while Start allocates.
     study = Study.objects.select_for_update(no_key=True).get(pk=study.pk)
     existing = Enrolment.objects.filter(study=study, reviewer=reviewer).first()
     if existing:
         return existing, False
-    if study.status == Study.Status.CLOSED:
-        raise StudyRuleError("This study is closed; it takes no new reviewers.")
+    if study.is_closed:
+        raise StudyRuleError(f"This study is {study.status}; it takes no new reviewers.")
     if reviewer.is_staff:
         raise StudyRuleError(f"{reviewer.get_username()} is a researcher account; reviewers must be separate accounts.")
-    stratum = reviewer_stratum(study, reviewer)
-    # The next number after the highest ever given in the stratum, not a count: an enrolment
-    # deleted since (with its reviewer's account) leaves a gap, never a number given twice.
-    last = Enrolment.objects.filter(study=study, stratum=stratum).aggregate(last=Max("sequence"))["last"]
-    sequence = 0 if last is None else last + 1
-    arm = allocation = None
-    if study.design == Study.Design.BETWEEN:
-        arms, weights = study.arm_weights()
-        problem = weights_error(weights)
-        if problem:
-            raise StudyRuleError(problem)
-        allocation = allocate_reviewer(weights, study.seed, stratum, sequence)
-        arm = arms[allocation.arm_index]
-    enrolment = Enrolment.objects.create(
+    enrolment = Enrolment(
         study=study,
         reviewer=reviewer,
-        arm=arm,
-        stratum=stratum,
         seed=study.seed,
-        sequence=sequence,
-        block_index=allocation.block_index if allocation else None,
-        block_position=allocation.block_position if allocation else None,
-        block_size=allocation.block_size if allocation else None,
         source=source,
         invitation=invitation,
         device_hash=signals.device_hash,
         address_hash=signals.address_hash,
         agent_hash=signals.agent_hash,
-        allocated_at=timezone.now(),
     )
-    audit(
-        study,
-        actor or reviewer,
-        "enrolment.create",
-        reviewer=reviewer.get_username(),
-        arm=arm.name if arm else None,
-        stratum=stratum,
-        sequence=sequence,
-        block=enrolment.block_index,
-    )
+    if study.status != Study.Status.DRAFT:
+        arms, weights = _allocation_inputs(study)
+        stratum = reviewer_stratum(study, reviewer)
+        sequence = _next_sequences(study).get(stratum, 0)
+        _allocate(study, enrolment, stratum, sequence, arms, weights, timezone.now())
+    enrolment.save()
+    detail = _allocation_detail(enrolment) if enrolment.allocated_at else {"reviewer": reviewer.get_username()}
+    audit(study, actor or reviewer, "enrolment.create", allocated=enrolment.allocated_at is not None, **detail)
     return enrolment, True
+
+
+@transaction.atomic
+def enrolment_remove(*, study: Study, actor, enrolment_id: int) -> str:
+    """Take a reviewer who has given no labels out of the study; returns their username.
+
+    Their live lease, if any, is given back first (the queue app's receiver), so no item
+    waits on a reviewer who is gone and no answer can arrive on it. The database records
+    the deletion (``enrolment.delete``, with the actor named here)."""
+    acting_as(actor)
+    # The study's row, as a join and Start hold it: nobody is allocated meanwhile.
+    study = Study.objects.select_for_update(no_key=True).get(pk=study.pk)
+    enrolment = (
+        Enrolment.objects.select_for_update().select_related("reviewer").filter(study=study, pk=enrolment_id).first()
+    )
+    if enrolment is None:
+        raise StudyRuleError("That reviewer is not in this study (removed already?).")
+    name = enrolment.reviewer.get_username()
+    signals.reviewer_removing.send(sender=Study, study=study, reviewer=enrolment.reviewer)
+    # Counted after the lease is released: an answer being saved on it has committed by then
+    # (the release waits for its row), so it is counted here and refuses the removal.
+    labels = study.labels.filter(reviewer=enrolment.reviewer).count()
+    if labels:
+        raise StudyRuleError(
+            f"{name} has given {labels} label{'s' if labels != 1 else ''}, so they cannot be removed: their labels "
+            "are part of the study's data. Stop them reviewing by pausing the study, or exclude them in analysis."
+        )
+    enrolment.delete()
+    return name
 
 
 SAME_BROWSER_MESSAGE = (
@@ -417,6 +540,15 @@ def invitations_create(
             max_uses=invitation.max_uses,
         )
     return made
+
+
+def enrolments_listed(study: Study) -> QuerySet[Enrolment]:
+    """The study's reviewers in join order, each with ``has_labels`` (one index probe each:
+    the Remove button is offered only to reviewers who have given none)."""
+    has_labels = Exists(study.labels.filter(reviewer_id=OuterRef("reviewer_id")))
+    return (
+        study.enrolments.select_related("reviewer", "arm").annotate(has_labels=has_labels).order_by("joined_at", "id")
+    )
 
 
 def enrolments_alike(study: Study) -> list[dict]:

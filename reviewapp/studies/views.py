@@ -100,7 +100,12 @@ def study_settings(request: HttpRequest, slug: str) -> HttpResponse:
 def study_transition(request: HttpRequest, slug: str) -> HttpResponse:
     study = researcher_study_or_404(request.user, slug)
     try:
-        services.study_transition(study=study, actor=request.user, to_status=request.POST.get("to", ""))
+        services.study_transition(
+            study=study,
+            actor=request.user,
+            to_status=request.POST.get("to", ""),
+            confirmation=request.POST.get("confirm_slug"),
+        )
     except services.StudyRuleError as exc:
         messages.error(request, str(exc))
     else:
@@ -173,7 +178,7 @@ def study_reviewers(request: HttpRequest, slug: str) -> HttpResponse:
             return redirect("study-reviewers", study.slug)
     context = {
         "study": study,
-        "enrolments": study.enrolments.select_related("reviewer", "arm").order_by("joined_at", "id"),
+        "enrolments": services.enrolments_listed(study),
         "invitations": study.invitations.all(),
         "enrol_form": enrol_form,
         "invite_form": invite_form,
@@ -194,12 +199,30 @@ def _enrol_all(request: HttpRequest, study: Study, users) -> bool:
         except services.StudyRuleError as exc:
             problems.append(f"{user.get_username()}: {exc}")
             continue
+        if enrolment.allocated_at is None:
+            verb = "joined; their arm is allocated when the study starts" if created else "was already enrolled"
+            messages.success(request, f"{user.get_username()} {verb}.")
+            continue
         arm = enrolment.arm.name if enrolment.arm else "per assignment"
         verb = "enrolled in arm" if created else "was already in arm"
         messages.success(request, f"{user.get_username()} {verb} {arm}.")
     for problem in problems:
         messages.error(request, problem)
     return not problems
+
+
+@researcher_required
+@require_POST
+def enrolment_remove(request: HttpRequest, slug: str, enrolment_id: int) -> HttpResponse:
+    study = researcher_study_or_404(request.user, slug)
+    get_object_or_404(Enrolment, study=study, pk=enrolment_id)
+    try:
+        name = services.enrolment_remove(study=study, actor=request.user, enrolment_id=enrolment_id)
+    except services.StudyRuleError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{name} was removed from the study.")
+    return redirect("study-reviewers", study.slug)
 
 
 @researcher_required

@@ -59,16 +59,21 @@ class TestStudySetupInTheBrowser:
         # The reviewer's pages say nothing of arms or the AI.
         assert "recommendation" not in reviewer.content()
 
+        # Joining a draft allocates nothing: the arm comes at Start, so the design stays open.
         admin.reload()
-        arm = Enrolment.objects.get(reviewer__username="rita").arm.name
-        balance = admin.text_content("table.table")
-        assert arm in balance and "(0.3)" in balance
-        screenshot(admin, "study-reviewers")
+        assert Enrolment.objects.get(reviewer__username="rita").arm is None
+        assert "1 reviewer joined and is not allocated yet" in admin.text_content("main")
 
         admin.click("nav.tabs >> text=Overview")
         admin.click("button:has-text('Start')")
         assert "Study is now running." in admin.text_content("main")
         assert Study.objects.get(slug="agent-deploys").status == Study.Status.RUNNING
+
+        admin.click("nav.tabs >> text=Reviewers")
+        arm = Enrolment.objects.get(reviewer__username="rita").arm.name
+        balance = admin.text_content("table.table")
+        assert arm in balance and "(0.3)" in balance
+        screenshot(admin, "study-reviewers")
 
         for page in (admin, reviewer):
             violations = [e for e in page.console_errors if "Content Security Policy" in e]

@@ -12,6 +12,7 @@ import pytest
 from django.test import Client
 
 from reviewapp.reports.models import ExportJob
+from reviewapp.studies.models import Enrolment
 
 from .routes import app_routes
 
@@ -51,6 +52,7 @@ class TestCacheControl:
                 "item_id": ours.item.pk,
                 "job_id": ours.job.pk,
                 "reviewer_id": ours.reviewer.pk,
+                "enrolment_id": Enrolment.objects.get(study=ours.study, reviewer=ours.reviewer).pk,
                 "report": "labels",
                 "fmt": "csv",
             }.get(parameter)

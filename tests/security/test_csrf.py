@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from reviewapp.studies.models import IngestToken
+from reviewapp.studies.models import Enrolment, IngestToken
 
 from .routes import app_routes, patterns
 
@@ -31,6 +31,7 @@ def values_for(side, other_reviewer=None):
             "item_id": side.item.pk,
             "job_id": side.job.pk,
             "reviewer_id": side.reviewer.pk,
+            "enrolment_id": Enrolment.objects.get(study=side.study, reviewer=side.reviewer).pk,
             "report": "labels",
             "token": side.invitation.token,
         }.get(parameter)

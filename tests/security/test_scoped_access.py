@@ -123,6 +123,7 @@ class TestResearcherScope:
                 "item_id": theirs.item.pk,
                 "job_id": theirs.job.pk,
                 "reviewer_id": theirs.reviewer.pk,
+                "enrolment_id": Enrolment.objects.get(study=theirs.study, reviewer=theirs.reviewer).pk,
                 "report": "labels",
             }.get(parameter)
 

@@ -238,7 +238,7 @@ class TestLifecycle:
         make_item(study)
         client.force_login(cast.researcher)
         for to in ("running", "paused", "running", "closed"):
-            client.post("/studies/draft/status/", {"to": to})
+            client.post("/studies/draft/status/", {"to": to, "confirm_slug": "draft"})
             study.refresh_from_db()
             assert study.status == to
         assert AuditEvent.objects.filter(study=study, action="study.status").count() == 4
