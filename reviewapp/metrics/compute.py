@@ -16,7 +16,7 @@ import numpy as np
 from .stats.agreement import agreement_summary, value_counts
 from .stats.clustered import HitsTrials, deference_effect, design_effect, narrative_increment
 from .stats.intervals import Estimate, difference, finite_or_none, proportion
-from .stats.reliance import reliance_metrics
+from .stats.reliance import UNKNOWN, reliance_metrics, uptake_split
 from .stats.rubber_stamp import reviewer_indicators
 
 SPLITS = ("all", "ai_right", "ai_wrong")
@@ -44,6 +44,14 @@ class LabelData:
     evidence_opened: np.ndarray
     # Every schema field: codes for nominal/ordinal, values (NaN when missing) for interval.
     fields: dict[str, np.ndarray] = field(default_factory=dict)
+    # Treatment uptake: 1 seen, 0 shown but not seen, -1 unknown (no record); None: all unknown.
+    rationale_seen: np.ndarray | None = None
+    recommendation_seen: np.ndarray | None = None
+
+    def seen(self, what: str) -> np.ndarray:
+        """The uptake column of ``what`` ("rationale" or "recommendation"), -1 where unknown."""
+        column = getattr(self, f"{what}_seen")
+        return np.full(len(self), UNKNOWN, dtype=np.int32) if column is None else column
 
     def __len__(self) -> int:
         return len(self.label_id)
@@ -57,6 +65,7 @@ class ArmSpec:
     shows_rationale: bool
     shows_confidence: bool
     reveal: bool
+    rationale_display: str = "expanded"  # or "collapsed": behind a "Why?" click
 
     @property
     def is_control(self) -> bool:
@@ -239,7 +248,27 @@ def arm_reliance(data: LabelData, spec: StudySpec, basis: LabelBasis, arm: ArmSp
         "deference_effect": deference_effect_by_split(spec, basis, arm),
         "design_effect": finite_or_none(design_effect(hits, trials, **spec.bootstrap)),
         "reliance": reliance,
+        "uptake": arm_uptake(data, spec, basis, arm),
     }
+
+
+def arm_uptake(data: LabelData, spec: StudySpec, basis: LabelBasis, arm: ArmSpec) -> dict:
+    """Treatment uptake of what the arm shows (docs/design.md, "Treatment uptake"): per shown
+    part (rationale, recommendation) and split, the share of labels on which it was seen and
+    agreement with the AI when seen and when not (``reliance.uptake_split``). Empty for an arm
+    that shows neither (the control arm)."""
+    mask = basis.arm_masks[arm.id]
+    out: dict = {}
+    for what, shown in (("rationale", arm.shows_rationale), ("recommendation", arm.shows_recommendation)):
+        if not shown:
+            continue
+        seen = data.seen(what)
+        entry: dict = {"display": arm.rationale_display} if what == "rationale" else {}
+        for split in SPLITS:
+            rows = mask & basis.splits[split]
+            entry[split] = uptake_split(seen[rows], data.decision[rows], data.ai[rows], confidence=spec.confidence)
+        out[what] = entry
+    return out
 
 
 def agreement_with_ai_by_split(spec: StudySpec, basis: LabelBasis, arm: ArmSpec) -> dict:

@@ -20,6 +20,15 @@ from .compute import LabelData
 
 COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 EVIDENCE_KEYS = ("tool_calls_expanded", "outputs_expanded", "rationale_opened")
+UPTAKE_PARTS = ("rationale", "recommendation")
+
+
+def _uptake(part: str) -> sql.Composed:
+    # 1 seen, 0 not seen, -1 when the label has no record (stored before uptake was
+    # recorded, or sent without JavaScript): unknown, never "not seen".
+    return sql.SQL("coalesce(CASE l.interactions ->> {} WHEN '0' THEN 0 WHEN '1' THEN 1 END, -1)").format(
+        sql.Literal(f"{part}_seen")
+    )
 
 
 def _choice_code(value_sql: sql.Composable, choices: list[str]) -> sql.Composed:
@@ -50,6 +59,7 @@ def _columns(schema: dict) -> tuple[list[sql.Composable], list[tuple[str, str]],
         ("is_probe", ">i4", sql.SQL("i.is_probe::int4")),
         ("word_count", ">i4", sql.SQL("i.word_count::int4")),
         ("evidence_opened", ">i4", sql.SQL("({})::int4").format(evidence)),
+        *((f"{part}_seen", ">i4", _uptake(part)) for part in UPTAKE_PARTS),
     ]
     field_names = []
     for index, schema_field in enumerate(schema["fields"]):
@@ -120,6 +130,8 @@ def labels_load(study: Study) -> LabelData:
         is_probe=column("is_probe", np.int32).astype(bool),
         word_count=column("word_count", np.int32),
         evidence_opened=column("evidence_opened", np.int32).astype(bool),
+        rationale_seen=column("rationale_seen", np.int32),
+        recommendation_seen=column("recommendation_seen", np.int32),
         fields={
             name: column(f"field_{i}", np.float64 if rows.dtype[f"field_{i}"].kind == "f" else np.int32)
             for i, name in enumerate(field_names)

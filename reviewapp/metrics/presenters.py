@@ -37,6 +37,51 @@ def coefficient(estimate: dict | None) -> str:
     return _formatted(estimate, lambda v: f"{v:.3f}", lambda v: f"{v:.2f}")
 
 
+UPTAKE_PARTS = (("rationale", "rationale"), ("recommendation", "recommendation"))
+UNKNOWN_NOTE = (
+    "Labels stored before uptake was recorded (or sent from a browser without JavaScript) carry no record: "
+    "they count as unknown, not as not seen, and are left out of the seen share and of the split."
+)
+
+
+def uptake_rows(result: dict) -> list[dict]:
+    """Treatment uptake per arm and shown part (docs/design.md, "Treatment uptake"): the share of
+    labels on which the rationale (or recommendation) was seen, how many have no record, and
+    agreement with the AI when it was seen and when not, on all items and on those the AI got
+    wrong. Arms that show neither have no rows; a run computed before uptake was recorded has none."""
+    rows = []
+    for arm in result["arms"]:
+        for part, name in UPTAKE_PARTS:
+            entry = (arm.get("uptake") or {}).get(part)
+            if not entry:
+                continue
+            every, wrong = entry["all"], entry["ai_wrong"]
+            seen = every["seen"]
+            display = ""
+            if part == "rationale":
+                display = "behind “Why?”" if entry.get("display") == "collapsed" else "expanded"
+            rows.append(
+                {
+                    "arm": arm["name"],
+                    "part": part,
+                    "name": name,
+                    "display": display,
+                    "seen": percent(seen),
+                    "seen_count": round(seen["value"] * seen["n"]) if seen.get("value") is not None else 0,
+                    "recorded": seen["n"],
+                    "unknown": every["unknown"],
+                    "n_labels": every["n_labels"],
+                    "agreement_seen": percent(every["agreement_seen"]),
+                    "agreement_not_seen": percent(every["agreement_not_seen"]),
+                    "n_seen": every["agreement_seen"]["n"],
+                    "n_not_seen": every["agreement_not_seen"]["n"],
+                    "wrong_seen": percent(wrong["agreement_seen"]),
+                    "wrong_not_seen": percent(wrong["agreement_not_seen"]),
+                }
+            )
+    return rows
+
+
 def metrics_view(result: dict, reviewer_names: dict[int, str]) -> dict:
     """Rows for the study page: per arm, the increment, agreement, flagged reviewers."""
     arms = []
@@ -96,6 +141,8 @@ def metrics_view(result: dict, reviewer_names: dict[int, str]) -> dict:
         "arms": arms,
         "has_reveal": any(arm["reveal"] for arm in result["arms"]),
         "increment": increment_view,
+        "uptake": uptake_rows(result),
+        "uptake_note": UNKNOWN_NOTE,
         "flagged": flagged,
         "n_labels": result["n_labels"],
         "n_reviewers": result["n_reviewers"],

@@ -33,6 +33,7 @@ def study_spec(study: Study) -> StudySpec:
             shows_rationale=arm.shows_ai_rationale,
             shows_confidence=arm.shows_ai_confidence,
             reveal=arm.reveal,
+            rationale_display=arm.rationale_display,
         )
         for arm in study.arms.order_by("position", "id")
     )

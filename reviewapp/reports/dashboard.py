@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from reviewapp.metrics.presenters import INDICATOR_NAMES, coefficient, percent, points
+from reviewapp.metrics.presenters import INDICATOR_NAMES, UPTAKE_PARTS, coefficient, percent, points
 from reviewapp.metrics.stats.rubber_stamp import DEFAULT_THRESHOLDS, INDICATORS
 
 from . import charts
@@ -212,6 +212,27 @@ def agreement_table(result: dict) -> list[dict]:
             }
         )
     return rows
+
+
+def uptake_panels(result: dict) -> list[charts.Panel]:
+    """Per shown part (rationale, recommendation), each arm's agreement with the AI on the labels
+    where it was seen and where it was not (Wilson intervals), against the control baseline."""
+    control = control_arm(result)
+    reference = (control or {}).get("agreement_with_ai", {}).get("all", {}).get("value")
+    panels = []
+    for part, name in UPTAKE_PARTS:
+        rows = []
+        for index, arm in enumerate(result["arms"]):
+            entry = (arm.get("uptake") or {}).get(part)
+            if not entry:
+                continue
+            for key, state in (("agreement_seen", "seen"), ("agreement_not_seen", "not seen")):
+                label = f"{arm['name']}: {state}"
+                rows.append(_estimate(label, entry["all"][key], percent, index, note_name=f"{label} ({name})"))
+        if rows:
+            label = f"baseline: {control['name']} {pct(reference)}" if reference is not None else ""
+            panels.append(charts.Panel(title=f"The {name}", rows=rows, reference=reference, reference_label=label))
+    return panels
 
 
 def estimate_domain(panels: Sequence[charts.Panel], *, low: float, high: float, symmetric: bool = False):

@@ -10,6 +10,7 @@ from django.urls import reverse
 from reviewapp.ingest.tallies import item_counts
 from reviewapp.metrics import services as metrics_services
 from reviewapp.metrics.models import MetricRun
+from reviewapp.metrics.presenters import UNKNOWN_NOTE, uptake_rows
 from reviewapp.queue import tallies
 from reviewapp.studies.access import researcher_required, researcher_study_or_404
 from reviewapp.studies.models import Enrolment, Study
@@ -193,6 +194,20 @@ def metrics_charts(study: Study, latest: MetricRun, rows: list, n_labels: int) -
             chart_id="chart-agreement",
         ),
     }
+    uptake = presenters.uptake_panels(result)
+    context["uptake_rows"] = uptake_rows(result)
+    context["uptake_note"] = UNKNOWN_NOTE
+    if uptake:
+        context["uptake_chart"] = charts.dot_whisker(
+            uptake,
+            domain=(0.0, 1.0),
+            ticks=charts.nice_ticks(0, 1, 5),
+            tick_label=percent_tick,
+            axis_title="Agreement with the AI when the reviewer saw it and when not (95% Wilson interval)",
+            aria_label="Agreement with the AI by arm, on labels where the rationale or recommendation was seen "
+            "and where it was not. The numbers are in the table below.",
+            chart_id="chart-uptake",
+        )
     if effects:
         effect_domain = presenters.estimate_domain(effects, low=-0.1, high=0.1)
         context["effect_chart"] = charts.dot_whisker(

@@ -88,7 +88,30 @@ AGREEMENT_METRICS: dict[str, tuple[str | None, str]] = {
     "alpha_with_ai": ("all", "Decision field: Krippendorff's alpha with the AI counted as one more coder."),
     "narrative_increment": (None, "Deference effect of the rationale arm minus that of the recommendation arm."),
     "narrative_increment_naive": (None, "The same with Newcombe's interval."),
+    # Treatment uptake (docs/design.md, "Treatment uptake"), for the arms that show each part.
+    "rationale_seen": ("all", "Arms showing the rationale: P(rationale seen) among labels with an uptake record."),
+    "rationale_uptake_unknown": (
+        "all",
+        "Share of the arm's labels with no record of whether the rationale was seen (stored before uptake was "
+        "recorded, or sent without JavaScript): unknown, left out of rationale_seen and of the split.",
+    ),
+    "agreement_with_ai_rationale_seen": (None, "P(final = AI) on the labels where the rationale was seen."),
+    "agreement_with_ai_rationale_not_seen": (None, "P(final = AI) on the labels where the rationale was not seen."),
+    "recommendation_seen": (
+        "all",
+        "Arms showing the recommendation: P(recommendation seen) among labels with an uptake record.",
+    ),
+    "recommendation_uptake_unknown": (
+        "all",
+        "Share of the arm's labels with no record of whether the recommendation was seen: unknown.",
+    ),
+    "agreement_with_ai_recommendation_seen": (None, "P(final = AI) on the labels where the recommendation was seen."),
+    "agreement_with_ai_recommendation_not_seen": (
+        None,
+        "P(final = AI) on the labels where the recommendation was not seen.",
+    ),
 }
+UPTAKE_PARTS = ("rationale", "recommendation")
 SPLITS = ("all", "ai_right", "ai_wrong")
 REVEAL_METRICS = ("switch_fraction", "rair", "rsr", "accuracy_initial")
 RELIANCE_METRICS = ("overreliance", "underreliance", "accuracy", "accuracy_ai")
@@ -141,6 +164,22 @@ def agreement_rows(*, study: str, run_id: int, computed_at: str, result: dict) -
                 add(name, role, metric, field, "all", humans.get(metric))
             if entry.get("with_ai"):
                 add(name, role, "alpha_with_ai", field, "all", entry["with_ai"].get("alpha"))
+        for part in UPTAKE_PARTS:
+            uptake = (arm.get("uptake") or {}).get(part)
+            if not uptake:
+                continue
+            add(name, role, f"{part}_seen", decision, "all", uptake["all"]["seen"])
+            add(name, role, f"{part}_uptake_unknown", decision, "all", uptake["all"]["unknown_share"])
+            for state in ("seen", "not_seen"):
+                for split in SPLITS:
+                    add(
+                        name,
+                        role,
+                        f"agreement_with_ai_{part}_{state}",
+                        decision,
+                        split,
+                        uptake[split][f"agreement_{state}"],
+                    )
 
     increment = result.get("narrative_increment")
     if increment:
@@ -243,10 +282,38 @@ LABEL_COLUMNS: tuple[Column, ...] = (
     Column("ai_recommendation", "The item's AI recommendation (decision field value).", JSON),
     Column("gold_label", "The item's gold label, when known.", JSON),
     Column("is_probe", "true when the item is a planted-error probe (AI deliberately wrong).", BOOL),
+    Column(
+        "position", "The item's place (1-based) in the reviewer's sequence; empty for labels stored before.", NUMBER
+    ),
+    Column(
+        "rationale_seen",
+        "Uptake, arms showing the rationale: 1 seen (in view >= 1 s, or opened behind 'Why?'), 0 not seen; "
+        "empty when unknown (no record).",
+        JSON,
+    ),
+    Column(
+        "rationale_visible_ms", "Uptake: milliseconds the rationale was in view (while open, if behind 'Why?').", JSON
+    ),
+    Column(
+        "recommendation_seen",
+        "Uptake, arms showing the recommendation: 1 seen (in view >= 1 s), 0 not seen; empty when unknown.",
+        JSON,
+    ),
+    Column("recommendation_visible_ms", "Uptake: milliseconds the recommendation was in view.", JSON),
 )
 # The database keys the client-measurement columns come from (review/presenters.py).
 LABEL_TIMING_KEYS = ("ms_on_page", "ms_to_first_answer", "ms_after_ai_shown")
-LABEL_INTERACTION_KEYS = ("tool_calls_expanded", "outputs_expanded", "rationale_opened", "scroll_depth", "keys_used")
+LABEL_INTERACTION_KEYS = (
+    "tool_calls_expanded",
+    "outputs_expanded",
+    "rationale_opened",
+    "scroll_depth",
+    "keys_used",
+    "rationale_seen",
+    "rationale_visible_ms",
+    "recommendation_seen",
+    "recommendation_visible_ms",
+)
 
 ITEM_COLUMNS: tuple[Column, ...] = (
     Column("study", "Study slug."),

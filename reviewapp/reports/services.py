@@ -144,6 +144,7 @@ def labels_source(study: Study) -> RowSource:
         "ai_recommendation": sql.SQL("i.ai_recommendation::text"),
         "gold_label": sql.SQL("i.gold_label::text"),
         "is_probe": sql.SQL("i.is_probe"),
+        "position": sql.SQL("l.position"),
     }
     per_field = {f"value_{n}": _json("l.values", n) for n in names} | {
         f"initial_{n}": _json("l.initial_values", n) for n in names

@@ -31,6 +31,8 @@ def synthetic_study(seed: int = 3, reviewers_per_arm: int = 8, n_items: int = 40
     the items; each reviewer agrees with the AI at their own rate (a random intercept on the
     logit scale), so labels cluster by reviewer as in a real study."""
     rng = np.random.default_rng(seed)
+    # Uptake from its own stream, so the other columns are what they were before it was recorded.
+    uptake_rng = np.random.default_rng(seed + 1)
     item_ai = rng.choice(3, size=n_items, p=[0.6, 0.3, 0.1])
     item_ai[rng.random(n_items) < 0.05] = -1  # no recommendation
     item_gold = np.where(rng.random(n_items) < 0.8, item_ai, (item_ai + 1) % 3)
@@ -66,6 +68,9 @@ def synthetic_study(seed: int = 3, reviewers_per_arm: int = 8, n_items: int = 40
         columns["is_probe"].append(item_probe[items])
         columns["word_count"].append(item_words[items])
         columns["evidence_opened"].append(rng.random(n) < 0.5)
+        # Seen (1), not seen (0) or unknown (-1: stored before uptake was recorded).
+        columns["rationale_seen"].append(uptake_rng.choice([-1, 0, 1], size=n, p=[0.1, 0.4, 0.5]).astype(np.int32))
+        columns["recommendation_seen"].append(uptake_rng.choice([-1, 0, 1], size=n, p=[0.1, 0.2, 0.7]).astype(np.int32))
         fields["decision"].append(decision)
         severity = rng.integers(0, 4, size=n)
         severity[rng.random(n) < 0.05] = -1

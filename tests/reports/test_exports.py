@@ -80,6 +80,16 @@ class TestExportReports:
             assert row["shown_at"] == exports.iso_utc(label.shown_at)
             seconds = (label.submitted_at - label.shown_at).total_seconds()
             assert float(row["seconds_to_decide"]) == pytest.approx(seconds, abs=0.0005)
+            assert row["position"] == str(label.position)
+        # Each reviewer labelled all four items: places 1 to 4 of their own sequence.
+        by_reviewer: dict[str, list[str]] = {}
+        for row in rows:
+            by_reviewer.setdefault(row["reviewer"], []).append(row["position"])
+        assert [sorted(places) for places in by_reviewer.values()] == [["1", "2", "3", "4"]] * 4
+        # Submitted without uptake measurements: unknown (empty), never 0.
+        assert {(r["rationale_seen"], r["recommendation_seen"], r["rationale_visible_ms"]) for r in rows} == {
+            ("", "", "")
+        }
 
     def test_the_labels_report_comes_as_json_lines_with_typed_values(self, client, labelled, researcher):
         client.force_login(researcher)
@@ -172,9 +182,10 @@ class TestExportReports:
         assert header == AGREEMENT_HEADER
         rows = [dict(zip(header, row, strict=True)) for row in rows]
         by_key = {(r["arm"], r["metric"], r["split"]): r for r in rows}
-        # control 12 rows; recommendation (no labels, undefined estimates) 12 + 6 effects;
-        # rationale 18; the narrative increment 6.
-        assert len(rows) == 12 + 18 + 18 + 6
+        # control 12 rows; recommendation (no labels, undefined estimates) 12 + 6 effects + 8
+        # uptake of the recommendation; rationale 18 + 8 uptake rows each for the rationale and
+        # the recommendation; the narrative increment 6.
+        assert len(rows) == 12 + (18 + 8) + (18 + 16) + 6
         assert {(r["study"], r["field"], r["run_id"]) for r in rows} == {("refunds", "decision", str(run.pk))}
         assert {r["computed_at"] for r in rows} == {exports.iso_utc(run.finished_at)}
 
@@ -215,6 +226,41 @@ class TestExportReports:
         assert (increment["arm_role"], increment["estimate"]) == ("contrast", "")
         # Reveal-only metrics appear only for reveal arms.
         assert not {r["metric"] for r in rows} & set(exports.REVEAL_METRICS)
+        # Uptake: none for the control arm; these labels carry no record, so every one is unknown.
+        assert not {r["metric"] for r in rows if r["arm"] == "control"} & {"rationale_seen", "recommendation_seen"}
+        assert numbers("rationale", "rationale_seen") == ("0", "", "wilson")
+        assert numbers("rationale", "rationale_uptake_unknown") == ("8", "1.0", "wilson")
+        assert ("recommendation", "rationale_seen", "all") not in by_key
+        assert numbers("recommendation", "recommendation_uptake_unknown") == ("0", "", "wilson")
+
+    def test_the_agreement_report_splits_agreement_by_whether_the_rationale_was_seen(
+        self, client, labelled, researcher
+    ):
+        # Rationale reviewers (AI: approve everywhere) r1 "aaaa" and r2 "aara": r1 saw it on i1
+        # and i2, not on i3, and i4 has no record; r2 saw it on i1 and i3, not on i2 and i4.
+        seen = {"r1": {"i1": 1, "i2": 1, "i3": 0}, "r2": {"i1": 1, "i2": 0, "i3": 1, "i4": 0}}
+        rationale_labels = Label.objects.filter(study=labelled, arm__name="rationale").select_related("item")
+        first = min(label.reviewer_id for label in rationale_labels)
+        for label in rationale_labels:
+            flag = seen["r1" if label.reviewer_id == first else "r2"].get(label.item.external_id)
+            if flag is not None:
+                Label.objects.filter(pk=label.pk).update(interactions={"rationale_seen": flag})
+        compute_metrics(labelled)
+        client.force_login(researcher)
+
+        rows = csv_dicts(client.get("/studies/refunds/exports/agreement.csv"))
+        by_key = {(r["arm"], r["metric"], r["split"]): (r["n"], r["estimate"]) for r in rows}
+
+        assert by_key[("rationale", "rationale_seen", "all")] == ("7", str(4 / 7))  # i4 of r1 is unknown
+        assert by_key[("rationale", "rationale_uptake_unknown", "all")] == ("8", "0.125")
+        # Seen: r1 i1 i2 agree, r2 i1 agrees, r2 i3 does not. Not seen: r1 i3, r2 i2, r2 i4 all agree.
+        assert by_key[("rationale", "agreement_with_ai_rationale_seen", "all")] == ("4", "0.75")
+        assert by_key[("rationale", "agreement_with_ai_rationale_not_seen", "all")] == ("3", "1.0")
+        # AI wrong (i3, i4): seen only r2 i3 (reject); not seen r1 i3 and r2 i4 (approve).
+        assert by_key[("rationale", "agreement_with_ai_rationale_seen", "ai_wrong")] == ("1", "0.0")
+        assert by_key[("rationale", "agreement_with_ai_rationale_not_seen", "ai_wrong")] == ("2", "1.0")
+        # The recommendation's uptake was not recorded on any of them: all unknown.
+        assert by_key[("rationale", "recommendation_uptake_unknown", "all")] == ("8", "1.0")
 
     def test_the_agreement_report_as_json_has_the_same_rows_typed(self, client, labelled, researcher):
         run = compute_metrics(labelled)
@@ -336,6 +382,11 @@ LABEL_HEADER = [
     "ai_recommendation",
     "gold_label",
     "is_probe",
+    "position",
+    "rationale_seen",
+    "rationale_visible_ms",
+    "recommendation_seen",
+    "recommendation_visible_ms",
 ]
 ITEM_HEADER = [
     "study",

@@ -128,6 +128,49 @@ def reliance_metrics(
     return result
 
 
+SEEN, NOT_SEEN, UNKNOWN = 1, 0, -1
+
+
+def uptake_split(seen: np.ndarray, final: np.ndarray, ai: np.ndarray, *, confidence: float = 0.95) -> dict:
+    """Treatment uptake of one thing an arm shows (its rationale, or its recommendation), and
+    agreement with the AI split by it, for one set of labels (one arm, one item split).
+
+    ``seen`` holds, per label, 1 (the reviewer saw it), 0 (shown, not seen) or -1 (unknown: the
+    label carries no record, e.g. it was stored before uptake was recorded). Returns:
+
+    - ``seen``: P(seen | recorded) with its Wilson interval: the share of labels on which the
+      assigned treatment was actually received, the "compliance" of randomized trials
+      (Angrist, Imbens & Rubin, JASA 1996). Unknown labels are left out, never counted as
+      not seen.
+    - ``unknown``: how many labels have no record, ``unknown_share`` their share of all the
+      labels (Wilson); ``n_labels``: how many there are in all.
+    - ``agreement_seen`` and ``agreement_not_seen``: P(final = AI) among the labels where it was
+      seen and where it was not, each with its Wilson interval (the agreement fraction of
+      Yin, Wortman Vaughan & Wallach, CHI 2019).
+
+    Seeing is not randomized (reviewers choose what to open and read), so the two agreement
+    rates compare self-selected groups: an "as-treated" contrast, descriptive, not the effect of
+    seeing it (Angrist, Imbens & Rubin 1996). Like ``reliance_metrics`` these intervals treat
+    labels as independent.
+    """
+    seen = np.asarray(seen)
+    final = np.asarray(final)
+    length = seen.shape[0]
+    ai = _codes(ai, length, "ai")
+    final = _codes(final, length, "final")
+    recorded = seen != UNKNOWN
+    answered = _known(final, ai)
+    agrees = final == ai
+    return {
+        "seen": _share(seen == SEEN, recorded, confidence),
+        "unknown": int(np.count_nonzero(~recorded)),
+        "unknown_share": _share(~recorded, np.ones(length, dtype=bool), confidence),
+        "n_labels": int(length),
+        "agreement_seen": _share(agrees, answered & (seen == SEEN), confidence),
+        "agreement_not_seen": _share(agrees, answered & (seen == NOT_SEEN), confidence),
+    }
+
+
 def weight_of_advice(initial: float, advice: float, final: float) -> float | None:
     """Weight of advice, (final - initial) / (advice - initial), for a numeric field.
 
