@@ -23,11 +23,12 @@ from reviewapp.metrics import services as metrics
 from reviewapp.metrics.models import MetricRun
 from reviewapp.queue.models import Label
 from reviewapp.queue.services import claim_next, label_submit
-from reviewapp.studies.models import Enrolment, Study
+from reviewapp.studies.models import Arm, Enrolment, Study
 from reviewapp.studies.services import arms_apply_preset, enrolment_create
 
 SIMULATED_SLUG = "agent-actions-simulated"
 SIMULATED_REVIEWERS = 24
+SIMULATED_QUOTA = 60
 COPIES = 4  # each demo transcript four times, so every arm has enough items
 # Probability of taking the AI's answer outright, by what the arm shows (before a
 # reviewer's own variation): roughly the ordering the HBS field experiment reports.
@@ -47,9 +48,15 @@ def simulated_study(admin, log) -> Study | None:
         status=Study.Status.RUNNING,
         overlap_k=3,
         seed=20261130,
+        # Shuffled per-reviewer order (the default), and a quota each reviewer reaches:
+        # 8 reviewers per arm x 60 = 480 of the arm's 576 slots.
+        reviewer_quota=SIMULATED_QUOTA,
     )
     study.researchers.add(admin)
     arms_apply_preset(study=study, actor=admin)
+    # The rationale behind a "Why?" click, so the uptake report has something to show:
+    # the simulated reviewers open it on about half of their items.
+    study.arms.filter(shows_ai_rationale=True).update(rationale_display=Arm.RationaleDisplay.COLLAPSED)
     _load_items(study)
     reviewers = _enrol(study, admin)
     rng = random.Random(study.seed)
@@ -93,6 +100,19 @@ def _role(arm) -> str:
     return "recommendation" if arm.shows_ai_recommendation else "control"
 
 
+def _interactions(role: str, careful: bool, rng: random.Random) -> dict:
+    """What the page would record: evidence opened, and whether what the arm shows was seen
+    (the rationale sits behind a click in this study; the recommendation is in view)."""
+    opened = int(role == "rationale" and careful and rng.random() < 0.5)
+    recorded = {"tool_calls_expanded": int(careful and rng.random() < 0.7), "rationale_opened": opened}
+    if role != "control":
+        recorded["recommendation_seen"] = int(rng.random() < 0.95)
+    if role == "rationale":
+        recorded["rationale_seen"] = opened
+        recorded["rationale_visible_ms"] = rng.randint(1500, 20000) if opened else 0
+    return recorded
+
+
 def _review(study: Study, reviewers: list[dict], rng: random.Random) -> int:
     choices = next(f for f in study.label_schema["fields"] if f.get("decision"))["choices"]
     stamps_left = 2
@@ -124,10 +144,7 @@ def _review(study: Study, reviewers: list[dict], rng: random.Random) -> int:
                 reviewer=reviewer["user"],
                 assignment_id=assignment.pk,
                 values={"decision": answer},
-                interactions={
-                    "tool_calls_expanded": int(careful and rng.random() < 0.7),
-                    "rationale_opened": int(reviewer["role"] == "rationale" and careful and rng.random() < 0.5),
-                },
+                interactions=_interactions(reviewer["role"], careful, rng),
             )
             timings.append((label.pk, seconds))
     # The queue stamps real clock times (milliseconds apart here); give each label the

@@ -5,6 +5,7 @@ Idempotent: running it again changes nothing (items are keyed by external_id).
 
 from __future__ import annotations
 
+import os
 import secrets
 
 from django.conf import settings
@@ -29,6 +30,11 @@ DEMO_FILES = [
 ]
 
 
+def _site() -> str:
+    # Where ./scripts/run serves the app (it exports PORT before loading the demo).
+    return f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+
+
 class Command(BaseCommand):
     help = (
         "Create the demo study, its three arms, an admin user and the demo transcripts; and a second study "
@@ -45,6 +51,8 @@ class Command(BaseCommand):
                 "status": Study.Status.RUNNING,
                 "overlap_k": 3,
                 "seed": 20261123,
+                # Each reviewer is asked for 40 items, met in their own shuffled order.
+                "reviewer_quota": 40,
             },
         )
         admin = self._ensure_admin()
@@ -62,10 +70,11 @@ class Command(BaseCommand):
             self.stdout.write(f"{name}: {outcome.summary()}")
             for error in outcome.errors[:5]:
                 self.stderr.write(f"  {error}")
+        site = _site()
         invitation = study.invitations.filter(revoked_at__isnull=True).first() or Invitation.objects.create(
             study=study, label="demo reviewers", created_by=admin
         )
-        self.stdout.write(f"Reviewers join the demo study at http://127.0.0.1:8000{invitation.path}")
+        self.stdout.write(f"Reviewers join the demo study at {site}{invitation.path}")
         self._ensure_reviewers(study, admin)
         simulated_study(admin, self.stdout.write)
 
@@ -85,7 +94,7 @@ class Command(BaseCommand):
                 reviewer = User.objects.create_user(username, f"{username}@example.org", password)
             enrolment, _ = enrolment_create(study=study, reviewer=reviewer, source="admin", actor=admin)
             self.stdout.write(
-                f"Reviewer '{username}' ({enrolment.arm.name} arm) reviews at http://127.0.0.1:8000/review/{study.slug}/"
+                f"Reviewer '{username}' ({enrolment.arm.name} arm) reviews at {_site()}/review/{study.slug}/"
             )
         self.stdout.write(f"Demo reviewers' password: {password} (saved in {credentials}).")
 
