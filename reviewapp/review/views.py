@@ -236,7 +236,8 @@ def _progress(request: HttpRequest, study: Study) -> dict:
     done = ReviewerCursor.objects.filter(study=study, reviewer=request.user).values_list("labels_done", flat=True)
     done = done.first() or 0
     enrolment = request.enrolment
-    quota = reviewer_quota(study, enrolment)
+    # The queue's own rule, so the page counts to the number the claim stops at.
+    quota = queue.reviewer_quota(study, enrolment)
     progress = {"done": done, "quota": quota, "quota_reached": quota is not None and done >= quota}
     if study.design == Study.Design.WITHIN:
         return {**progress, **queue.progress_totals(study=study, arm_key=0)}
@@ -244,12 +245,3 @@ def _progress(request: HttpRequest, study: Study) -> dict:
         # Joined a draft study: no arm (and so no queue) until the study starts.
         return {**progress, "open_items": 0, "percent": 0}
     return {**progress, **queue.progress_totals(study=study, arm_key=enrolment.arm_id)}
-
-
-def reviewer_quota(study: Study, enrolment: Enrolment) -> int | None:
-    """The most items this reviewer is asked to label: their arm's quota (else the study's)
-    between subjects; the study's within subjects, where the arm changes item by item."""
-    if study.design == Study.Design.WITHIN or enrolment.arm_id is None:
-        return study.reviewer_quota
-    enrolment.arm.study = study  # the study in hand: no query for Arm.quota()
-    return enrolment.arm.quota()

@@ -4,6 +4,7 @@ the reviewer has done their Q (not the "nothing left" page)."""
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from reviewapp.queue.models import Assignment
 from reviewapp.studies.models import Arm, Enrolment, Study
@@ -67,6 +68,18 @@ class TestQuotaPage:
         assert "You have done your 1; thank you." in body
         client.force_login(enrol(study, "other", "control"))
         assert 'id="quota">4</strong>' in client.get(f"/review/{study.slug}/").content.decode()
+
+    def test_within_subjects_the_studys_quota_applies(self, client, study):
+        """The arm changes item by item, so no arm's quota can apply: the study's does."""
+        set_study(study, design=Study.Design.WITHIN, reviewer_quota=2)
+        Arm.objects.filter(study=study).update(reviewer_quota=1)
+        make_items(study, 4)
+        within = user("within")
+        Enrolment.objects.create(
+            study=study, reviewer=within, arm=None, seed=1, sequence=0, source="admin", allocated_at=timezone.now()
+        )
+        body = answer_all(client, study, within)
+        assert "You have done your 2; thank you." in body
 
     def test_a_reviewer_not_allocated_yet_sees_the_study_has_not_started(self, client, study):
         """Joined a draft study: no arm until Start, and the page still renders."""
