@@ -205,6 +205,37 @@ def _enrolment(study: Study, reviewer) -> Enrolment:
     return enrolment
 
 
+REMOVED_REASON = "reviewer removed from the study"
+
+
+def leases_release_for_removal(*, study: Study, reviewer) -> int:
+    """A reviewer is being removed from the study: their live lease (at most one) ends as
+    skipped and its slot is given back, in the removal's transaction; returns how many.
+
+    Skipped, not expired: an answer already on its way when the removal commits is then
+    refused ("you skipped this item") instead of taking the slot back for a reviewer who is
+    no longer enrolled. The cursor row is locked first, as the reviewer's claims lock it, so
+    no claim of theirs slips in between; an answer being saved holds the lease's row and is
+    waited for."""
+    ReviewerCursor.objects.select_for_update().filter(study=study, reviewer=reviewer).first()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH ended AS (
+                UPDATE {ASSIGNMENT} SET state = 'skipped', skip_reason = %s
+                WHERE study_id = %s AND reviewer_id = %s AND state = 'leased'
+                RETURNING item_id, quota_arm_key
+            ), given_back AS (
+                UPDATE {QUOTA} q SET open_slots = q.open_slots + 1
+                FROM ended WHERE q.item_id = ended.item_id AND q.arm_key = ended.quota_arm_key
+            )
+            SELECT count(*) FROM ended
+            """,  # noqa: S608 (table names are our models')
+            [REMOVED_REASON, study.pk, reviewer.pk],
+        )
+        return cursor.fetchone()[0]
+
+
 def claim_next(*, study: Study, reviewer, enrolment: Enrolment | None = None) -> Assignment | None:
     """The reviewer's live lease, or a new one on the next item they may review; None when
     there is none, or when the reviewer has labelled their quota (``quota_reached``).

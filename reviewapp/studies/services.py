@@ -114,7 +114,7 @@ def study_update(*, study: Study, actor, changes: dict[str, Any], via: str = "ap
     for name in changed:
         setattr(study, name, changes[name])
     study.save(update_fields=[*changed, "updated_at"])
-    if {"overlap_k", "design"} & set(changed):
+    if {"overlap_k", "design", "item_order"} & set(changed):
         _queue_follow_design(study)
     return changed
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from reviewapp.queue.models import Assignment, ItemQuota
-from reviewapp.queue.services import claim_next, label_submit
+from reviewapp.queue.models import Assignment, ItemQuota, Label
+from reviewapp.queue.services import StaleLease, claim_next, label_submit
 from reviewapp.studies.models import AuditEvent, Enrolment
 from tests.builders import APPROVE, make_items
 
@@ -48,8 +48,21 @@ class TestReviewerRemoval:
         client.post(remove_url(Enrolment.objects.get(study=study, reviewer=reviewer)))
 
         lease.refresh_from_db()
-        assert lease.state == Assignment.State.EXPIRED
+        assert (lease.state, lease.skip_reason) == (Assignment.State.SKIPPED, "reviewer removed from the study")
         assert open_slots(lease.item_id, lease.quota_arm_key) == slots + 1
+
+    def test_an_answer_already_on_its_way_does_not_count_after_removal(self, client, study, researcher, reviewer):
+        make_items(study, 1)
+        lease = claim_next(study=study, reviewer=reviewer)
+        client.force_login(researcher)
+        client.post(remove_url(Enrolment.objects.get(study=study, reviewer=reviewer)))
+
+        # The answer's request passed the enrolment check before the removal committed.
+        with pytest.raises(StaleLease):
+            label_submit(study=study, reviewer=reviewer, assignment_id=lease.pk, values=APPROVE)
+
+        assert not Label.objects.filter(assignment=lease).exists()
+        assert open_slots(lease.item_id, lease.quota_arm_key) == study.overlap_k
 
     def test_it_refuses_a_reviewer_with_labels_and_changes_nothing(self, client, study, researcher, reviewer):
         make_items(study, 2)
