@@ -107,6 +107,20 @@ class TestPerReviewerOrder:
         # Not merely the arrival order either (the fixed order's walk).
         assert ann_order != [i.external_id for i in items]
 
+    def test_a_within_subjects_study_walks_each_reviewer_through_their_own_order(self, study):
+        Study.objects.filter(pk=study.pk).update(
+            item_order=Study.ItemOrder.SHUFFLED, design=Study.Design.WITHIN, overlap_k=4
+        )
+        study.refresh_from_db()
+        items = ingest(study, *(f"w{n:02d}" for n in range(16)))
+        ann, bob = enrol_allocated(study), enrol_allocated(study)
+
+        ann_order, bob_order = served(study, ann), served(study, bob)
+
+        assert ann_order == predicted_walk(study, ann, items) != bob_order == predicted_walk(study, bob, items)
+        # The arm is still chosen per assignment: both reviewers meet more than one arm.
+        assert Label.objects.filter(reviewer=ann).values("arm").distinct().count() > 1
+
     def test_a_fixed_order_study_serves_everyone_the_same_order(self, study):
         study = shuffled_study(study, overlap_k=5)
         Study.objects.filter(pk=study.pk).update(item_order=Study.ItemOrder.FIXED)
