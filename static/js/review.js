@@ -84,14 +84,27 @@
       state = null;
       return;
     }
+    // The same item shown again (a refused answer, with the problem beside its field): the
+    // measurements go on from where they were, so what the reviewer already did still counts.
+    var item = work.querySelector("#answer-form").getAttribute("action");
+    var previous = state && state.item === item ? state : null;
+    var before = previous ? previous.uptake : [];
     state = {
-      start: now(),
-      firstAnswer: null,
-      aiShown: work.querySelector("#ai-panel") ? now() : null,
-      counts: { tool_calls_expanded: 0, outputs_expanded: 0, rationale_opened: 0, keys_used: 0 },
-      scroll: 0,
+      item: item,
+      start: previous ? previous.start : now(),
+      firstAnswer: previous ? previous.firstAnswer : null,
+      aiShown: previous && previous.aiShown !== null ? previous.aiShown : (work.querySelector("#ai-panel") ? now() : null),
+      counts: previous ? previous.counts : { tool_calls_expanded: 0, outputs_expanded: 0, rationale_opened: 0, keys_used: 0 },
+      scroll: previous ? previous.scroll : 0,
       uptake: watchUptake(work)
     };
+    state.uptake.forEach(function (watch) {
+      var old = before.find(function (w) { return w.name === watch.name; });
+      if (old) {
+        watch.ms = old.ms + (old.since !== null ? now() - old.since : 0);
+        watch.opened = old.opened;
+      }
+    });
     work.querySelectorAll("details[data-track]").forEach(function (details) {
       details.addEventListener("toggle", function () {
         if (details.open && state) { state.counts[TRACKED[details.dataset.track]] += 1; }
