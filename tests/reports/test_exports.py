@@ -104,6 +104,7 @@ class TestExportReports:
             (True, False, None, None)
         }
         assert all(isinstance(x["label_id"], int) and isinstance(x["seconds_to_decide"], float) for x in lines)
+        assert all(isinstance(x["position"], int) and x["rationale_seen"] is None for x in lines)
 
     def test_the_items_report_has_one_row_per_item_and_its_current_labels(self, client, labelled, researcher):
         # A correction supersedes i1's first label: the item still has 4 current labels.
@@ -261,6 +262,11 @@ class TestExportReports:
         assert by_key[("rationale", "agreement_with_ai_rationale_not_seen", "ai_wrong")] == ("2", "1.0")
         # The recommendation's uptake was not recorded on any of them: all unknown.
         assert by_key[("rationale", "recommendation_uptake_unknown", "all")] == ("8", "1.0")
+        # The labels export carries each label's own record: 1, 0, or empty when unknown.
+        labels = csv_dicts(client.get("/studies/refunds/exports/labels.csv"))
+        flags = sorted(r["rationale_seen"] for r in labels if r["arm"] == "rationale")
+        assert flags == ["", "0", "0", "0", "1", "1", "1", "1"]
+        assert {r["rationale_seen"] for r in labels if r["arm"] == "control"} == {""}
 
     def test_the_agreement_report_as_json_has_the_same_rows_typed(self, client, labelled, researcher):
         run = compute_metrics(labelled)
