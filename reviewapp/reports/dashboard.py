@@ -215,23 +215,24 @@ def agreement_table(result: dict) -> list[dict]:
 
 
 def uptake_panels(result: dict) -> list[charts.Panel]:
-    """Per shown part (rationale, recommendation), each arm's agreement with the AI on the labels
-    where it was seen and where it was not (Wilson intervals), against the control baseline."""
+    """One panel per arm and shown part (rationale, recommendation): the arm's agreement with the
+    AI on the labels where it was seen and where it was not (Wilson intervals), against the
+    control baseline. Short row labels: arm names can be long."""
     control = control_arm(result)
     reference = (control or {}).get("agreement_with_ai", {}).get("all", {}).get("value")
+    label = f"baseline: {control['name']} {pct(reference)}" if reference is not None else ""
     panels = []
-    for part, name in UPTAKE_PARTS:
-        rows = []
-        for index, arm in enumerate(result["arms"]):
+    for index, arm in enumerate(result["arms"]):
+        for part, name in UPTAKE_PARTS:
             entry = (arm.get("uptake") or {}).get(part)
             if not entry:
                 continue
-            for key, state in (("agreement_seen", "seen"), ("agreement_not_seen", "not seen")):
-                label = f"{arm['name']}: {state}"
-                rows.append(_estimate(label, entry["all"][key], percent, index, note_name=f"{label} ({name})"))
-        if rows:
-            label = f"baseline: {control['name']} {pct(reference)}" if reference is not None else ""
-            panels.append(charts.Panel(title=f"The {name}", rows=rows, reference=reference, reference_label=label))
+            rows = [
+                _estimate(state, entry["all"][key], percent, index, note_name=f"{arm['name']}, {name} {state}")
+                for key, state in (("agreement_seen", "seen"), ("agreement_not_seen", "not seen"))
+            ]
+            title = f"{arm['name']}: the {name}"
+            panels.append(charts.Panel(title=title, rows=rows, reference=reference, reference_label=label))
     return panels
 
 

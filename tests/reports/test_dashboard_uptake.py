@@ -43,7 +43,7 @@ class TestDashboardUptake:
         assert "75.0% [" in rationale and "100.0% [" in rationale
         assert "count as unknown, not as not seen" in table
         assert 'data-arm="control"' not in table  # the control arm shows nothing
-        assert "rationale: seen" in page[page.index('id="chart-uptake"') :]
+        assert "rationale, rationale seen" in page[page.index('id="chart-uptake"') :]
 
     def test_the_study_pages_metrics_panel_shows_it_too(self, client, labelled, researcher):
         mark_seen(labelled)
