@@ -138,7 +138,7 @@ def _review(study: Study, reviewers: list[dict], rng: random.Random) -> int:
             answer = item.ai_recommendation if shows_ai and rng.random() < reviewer["defer"] else own
             careful = not reviewer["stamp"]
             floor = item.word_count / READING_WPM * 60
-            seconds = floor * (rng.uniform(0.7, 2.0) if careful else rng.uniform(0.05, 0.3))
+            seconds = floor * (rng.uniform(0.9, 2.2) if careful else rng.uniform(0.05, 0.3))
             label, _ = label_submit(
                 study=study,
                 reviewer=reviewer["user"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from reviewapp.demo.simulation import SIMULATED_SLUG, simulated_study
+from reviewapp.demo.simulation import SIMULATED_QUOTA, SIMULATED_SLUG, simulated_study
 from tests.browser.conftest import log_in, screenshot
 from tests.builders import user
 
@@ -69,15 +69,16 @@ class TestDashboardInTheBrowser:
         assert "Faster than reading floor" in crossed.all_text_contents()[0] + crossed.all_text_contents()[1]
         timeline = page.locator("svg#chart-timeline")
         assert "reading floor" in timeline.text_content()
-        assert timeline.locator("g.dash-mark").count() == 72
+        # Every simulated reviewer labels their quota.
+        assert timeline.locator("g.dash-mark").count() == SIMULATED_QUOTA
         assert timeline.locator("g.dash-is-probe").count() >= 1
         expect(page.locator("svg#chart-running[role=img]")).to_be_visible()
         screenshot(page, "dashboard-reviewer")
 
         page.click("#recent-labels >> text=Older →")
         expect(page.locator("#recent-labels")).to_contain_text("← Newer")
-        expect(page.locator("#recent-labels")).to_contain_text("25 shown of 72 labels")
-        assert study.labels.filter(reviewer__username=stamp).count() == 72
+        expect(page.locator("#recent-labels")).to_contain_text(f"25 shown of {SIMULATED_QUOTA} labels")
+        assert study.labels.filter(reviewer__username=stamp).count() == SIMULATED_QUOTA
 
         assert page.console_errors == []
         assert [e for e in page.console_errors if "Content Security Policy" in e or "CSP" in e] == []
