@@ -12,6 +12,11 @@ by SQL rather than the ORM:
 - ``10k-history``: 10,000 open items, and every simulated reviewer already has 10,000
   labels in the study (on earlier items, each with its k labels), cursor moved past them.
 
+``10k`` and ``1M`` run as new studies do: per-reviewer shuffled order, and a reviewer
+quota (set above what anyone reaches in the window, so every claim checks it and none
+is refused by it). ``10k-history`` keeps the fixed order, so its history can be written
+in serving order and the cursor placed past it.
+
 Then it starts gunicorn (sync workers) on that database and simulates reviewers with
 aiohttp, one session and cookie jar each. They log in through the login form, then loop:
 GET the review page as htmx does (``HX-Request: true``, the view answers with the work
@@ -99,12 +104,18 @@ class Scenario:
     title: str
     items: int  # open items in the queue
     history: int  # labels each simulated reviewer already has in the study
+    item_order: str = "shuffled"
+    quota: int | None = None  # items per reviewer
 
 
+# On, and checked in every claim, but above what a reviewer labels in a window.
+QUOTA_ON = 50_000
 SCENARIOS = [
-    Scenario("10k", "bench-queue-10k", "10,000 items", 10_000, 0),
-    Scenario("1M", "bench-queue-1m", "1,000,000 items", 1_000_000, 0),
-    Scenario("10k-history", "bench-queue-history", "10,000 items, 10,000 labels of history", 10_000, HISTORY_LABELS),
+    Scenario("10k", "bench-queue-10k", "10,000 items", 10_000, 0, "shuffled", QUOTA_ON),
+    Scenario("1M", "bench-queue-1m", "1,000,000 items", 1_000_000, 0, "shuffled", QUOTA_ON),
+    Scenario(
+        "10k-history", "bench-queue-history", "10,000 items, 10,000 labels of history", 10_000, HISTORY_LABELS, "fixed"
+    ),
 ]
 
 
@@ -428,6 +439,8 @@ def scenario_seed(scenario: Scenario, reviewers: list) -> dict:
             overlap_k=K,
             label_schema=LABEL_SCHEMA,
             seed=STUDY_SEED,
+            item_order=scenario.item_order,
+            reviewer_quota=scenario.quota,
         )
         arms_apply_preset(study=study, actor=None)
         # The real allocation (seeded permuted blocks), in enrolment order.
@@ -537,7 +550,11 @@ def run_state_reset(study_id: int, last_history_assignment: int) -> int:
             """,
             params,
         )
-        execute(CURSORS_SQL, params)
+        if last_history_assignment:
+            execute(CURSORS_SQL, params)
+        else:
+            # No history: reviewers start afresh, each cursor made (with its walk's start) at the first claim.
+            execute("DELETE FROM {cursor} WHERE study_id = %(study)s", params)
     return removed
 
 
@@ -975,9 +992,13 @@ def report(
         if not levels:
             continue
         seed = seeds[scenario.key]
-        extra = ""
+        extra = f" Item order: {scenario.item_order}" + (
+            f"; reviewer quota {scenario.quota:,} (checked in every claim, reached by nobody in the window)."
+            if scenario.quota
+            else "; no quota."
+        )
         if scenario.history:
-            extra = (
+            extra += (
                 f" Each of the {REVIEWERS} reviewers already has {scenario.history:,} submitted labels in the "
                 f"study, on {seed['history_items']:,} earlier items holding their k labels per arm (the "
                 "smaller arms' leftovers stay open), and a cursor past them."
