@@ -19,7 +19,12 @@ from reviewapp.studies.models import Study
 from .compute import LabelData
 
 COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-EVIDENCE_KEYS = ("tool_calls_expanded", "outputs_expanded", "rationale_opened")
+# What counts as evidence opened (the rubber-stamp indicator): a tool call or output expanded,
+# the rationale opened behind "Why?", or the rationale seen. The review page shows the rationale
+# expanded by default, where there is nothing to open ("rationale_opened" stays 0) and it records
+# "rationale_seen" = 1 once the rationale was on screen long enough to read: without that key a
+# reviewer who read every rationale would score as never looking at the evidence.
+EVIDENCE_KEYS = ("tool_calls_expanded", "outputs_expanded", "rationale_opened", "rationale_seen")
 UPTAKE_PARTS = ("rationale", "recommendation")
 
 

@@ -220,7 +220,12 @@ REVIEWER_COLUMNS: tuple[Column, ...] = (
         for name in INDICATORS
         for part, meaning, kind in INDICATOR_PARTS
     ),
-    Column("flagged", "true when two or more indicators cross their thresholds.", BOOL),
+    Column(
+        "flagged",
+        "true when two or more indicators cross their thresholds and the reviewer has the minimum number of labels "
+        "(stats/rubber_stamp.py, MIN_LABELS_TO_FLAG).",
+        BOOL,
+    ),
     Column("crossed_count", "How many indicators cross their thresholds.", NUMBER),
     Column("crossed_indicators", "Names of the indicators that cross, space-separated."),
     Column("computed_at", "When the metric run finished (ISO 8601, UTC).", TIME),

@@ -7,7 +7,7 @@ import numpy as np
 from reviewapp.metrics.loading import labels_load
 from reviewapp.queue.models import Label
 from reviewapp.queue.services import claim_next, label_submit
-from tests.builders import load_items, reviewers_by_arm
+from tests.builders import APPROVE, load_items, reviewers_by_arm
 
 
 class TestLabelLoading:
@@ -50,6 +50,27 @@ class TestLabelLoading:
         assert np.all(data.seconds >= 0) and np.all(np.isfinite(data.seconds))
         assert data.fields["decision"].tolist() == data.decision.tolist()
         assert set(data.arm.tolist()) == {first.arm_id}
+
+    def test_a_rationale_seen_counts_as_evidence_opened(self, study):
+        # The rationale is shown expanded by default: nothing to open, so "rationale_opened"
+        # stays 0 and only "rationale_seen" says the reviewer had it on screen.
+        load_items(study)
+        (user,) = reviewers_by_arm(study, {"rationale": 1})["rationale"]
+        answers = [
+            {"rationale_seen": 1, "rationale_opened": 0},
+            {"rationale_seen": 0, "rationale_opened": 0},  # positive control: shown, not seen
+            {"rationale_seen": 0, "rationale_opened": 1},
+        ]
+        for interactions in answers:
+            assignment = claim_next(study=study, reviewer=user)
+            label_submit(
+                study=study, reviewer=user, assignment_id=assignment.pk, values=APPROVE, interactions=interactions
+            )
+
+        data = labels_load(study)
+
+        assert data.evidence_opened.tolist() == [True, False, True]
+        assert data.rationale_seen.tolist() == [1, 0, 0]
 
     def test_a_study_without_labels_loads_empty_arrays(self, study):
         data = labels_load(study)

@@ -7,11 +7,13 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from reviewapp.metrics.stats.rubber_stamp import (
     AI_INDICATORS,
     DEFAULT_THRESHOLDS,
     INDICATORS,
+    MIN_LABELS_TO_FLAG,
     PRIOR_STRENGTH_MAX,
     PRIOR_STRENGTH_MIN,
     beta_binomial_prior,
@@ -163,7 +165,7 @@ class TestRubberStamp:
         assert drift["raw"] == pytest.approx(0.5) and drift["n"] == 4
 
     def test_it_flags_the_hand_case_on_the_three_crossed_indicators_and_shows_them(self):
-        row = reviewer_indicators(**hand_case())[0]
+        row = reviewer_indicators(**hand_case(), min_labels=10)[0]
         assert row["reviewer"] == 7 and row["n"] == 10
         assert row["crossed"] == ["probe_agree", "fast_share", "drift"]
         assert row["flagged"] is True
@@ -211,13 +213,49 @@ class TestRubberStamp:
 
     # --- shrinkage
 
-    def test_it_fits_the_beta_prior_by_the_method_of_moments(self):
-        # Rates 0.3, 0.5, 0.7 of 10: mu = 0.5, S = (0.04 + 0 + 0.04) / 2 = 0.04,
-        # mean(1/n) = 0.1; rho = (0.04 / 0.25 - 0.1) / 0.9 = 1/15; a + b = 15 - 1 = 14.
-        a, b = beta_binomial_prior(np.array([3, 5, 7]), np.array([10, 10, 10]))
-        assert (a, b) == pytest.approx((7.0, 7.0))
-        # Posterior mean of 3/10: (3 + 7) / (10 + 14) = 10/24.
-        assert shrink_proportions(np.array([3, 5, 7]), np.array([10, 10, 10]))[0] == pytest.approx(10 / 24)
+    def test_it_fits_the_beta_prior_by_maximum_likelihood(self):
+        # Against a brute-force search of scipy's own beta-binomial log-likelihood over a grid
+        # of (mu, a + b): the optimizer finds the same maximum (Griffiths 1973).
+        x, n = np.array([2, 5, 9, 1, 8, 6, 3]), np.array([20, 20, 20, 20, 20, 12, 30])
+        a, b = beta_binomial_prior(x, n)
+        mus, strengths = np.linspace(0.01, 0.99, 197), np.exp(np.linspace(np.log(4), np.log(50), 300))
+        grid = [(stats.betabinom.logpmf(x, n, mu * s, (1 - mu) * s).sum(), mu, s) for mu in mus for s in strengths]
+        _best, mu, strength = max(grid)
+        assert a + b == pytest.approx(strength, rel=0.02) and a / (a + b) == pytest.approx(mu, abs=0.006)
+        assert stats.betabinom.logpmf(x, n, a, b).sum() >= _best - 1e-6
+        # Posterior mean of 2/20 under that prior: (2 + a) / (20 + a + b).
+        assert shrink_proportions(x, n)[0] == pytest.approx((2 + a) / (20 + a + b))
+
+    def test_it_recovers_a_known_beta_prior_from_simulated_reviewers(self):
+        # 400 reviewers, rates from Beta(3, 7) (a + b = 10), 20-300 labels each.
+        rng = np.random.default_rng(3)
+        n = rng.integers(20, 300, size=400)
+        x = rng.binomial(n, rng.beta(3, 7, size=400))
+        a, b = beta_binomial_prior(x, n)
+        assert a + b == pytest.approx(10, rel=0.15) and a / (a + b) == pytest.approx(0.3, abs=0.02)
+
+    def test_one_reviewer_with_one_label_does_not_move_the_prior(self):
+        # Issue 15's case: 30 reviewers at 7/70 (no spread beyond binomial noise: a + b = 50),
+        # then one reviewer with a single label, 1/1. The unweighted method of moments read the
+        # rate 1.0 as spread and fell to a + b = 4.1 for everyone; in the likelihood a single
+        # label says nothing about the spread.
+        x, n = np.full(30, 7), np.full(30, 70)
+        assert sum(beta_binomial_prior(x, n)) == pytest.approx(PRIOR_STRENGTH_MAX)
+        a, b = beta_binomial_prior(np.append(x, 1), np.append(n, 1))
+        assert a + b == pytest.approx(PRIOR_STRENGTH_MAX)
+        # The room's 30 careful reviewers keep their shrinkage: 7/70 stays near 0.1, not pulled.
+        assert shrink_proportions(np.append(x, 1), np.append(n, 1))[0] == pytest.approx(0.1, abs=0.005)
+        # Positive control: a reviewer whose 70 labels really differ (70/70) is spread, and
+        # moves the prior (a + b falls well below 50).
+        a, b = beta_binomial_prior(np.append(x, 70), np.append(n, 70))
+        assert a + b < 20
+
+    def test_a_room_with_real_spread_gets_a_weak_prior(self):
+        # Half the reviewers at 10%, half at 50%, 50 labels each: far more spread than binomial
+        # noise, so the prior is weak (near its minimum) whichever way it is fitted.
+        x, n = np.array([5] * 10 + [25] * 10), np.full(20, 50)
+        a, b = beta_binomial_prior(x, n)
+        assert PRIOR_STRENGTH_MIN <= a + b < 10
 
     def test_it_holds_the_beta_prior_to_its_bounds(self):
         # Rates 0, 1, 0.5: rho = (0.25 / 0.25 - 0.1) / 0.9 = 1 -> a + b = 0 -> held at 4:
@@ -287,15 +325,46 @@ class TestRubberStamp:
         assert ids == [0, 1, 2, 3, 4, 100, 101]
         assert all(type(reviewer) is int for reviewer in ids)
 
+    # --- the minimum number of labels
+
+    def test_a_reviewer_is_not_flagged_on_one_label_and_is_at_the_minimum(self):
+        # Issue 15's case: in a room of rubber stamps (10 stamps, 2 careful), a newcomer with a
+        # single label (agreed with a planted error, fast, no evidence) crossed three shrunken
+        # indicators, pulled toward the stamps, and was flagged on that one label.
+        def with_newcomer(labels: int) -> dict:
+            data = room(careful=2, stamps=10, labels=100)
+            newcomer = {
+                "reviewer": np.full(labels, 900),
+                "agree": np.ones(labels, dtype=np.int8),
+                "ai_right": np.zeros(labels, dtype=np.int8),
+                "is_probe": np.ones(labels, dtype=bool),
+                "seconds": np.full(labels, 1.0),
+                "floor_seconds": np.full(labels, 30.0),
+                "evidence_opened": np.zeros(labels, dtype=bool),
+                "label_code": np.zeros(labels, dtype=np.int64),
+                "order": np.arange(labels, dtype=float),
+            }
+            return {key: np.concatenate([data[key], newcomer[key]]) for key in newcomer} | {"n_categories": 3}
+
+        row = by_reviewer(reviewer_indicators(**with_newcomer(1)))[900]
+        assert {"probe_agree", "fast_share", "evidence_opened"} <= set(row["crossed"])
+        assert row["flagged"] is False and row["too_few_labels"] is True
+        assert row["min_labels"] == MIN_LABELS_TO_FLAG == 20
+        row = by_reviewer(reviewer_indicators(**with_newcomer(MIN_LABELS_TO_FLAG - 1)))[900]
+        assert row["flagged"] is False
+        # Positive control: the same behaviour on the minimum number of labels is flagged.
+        row = by_reviewer(reviewer_indicators(**with_newcomer(MIN_LABELS_TO_FLAG)))[900]
+        assert row["flagged"] is True and row["too_few_labels"] is False
+
     # --- thresholds
 
     def test_it_takes_the_studys_thresholds_over_the_defaults(self):
-        row = reviewer_indicators(**hand_case(), thresholds={"fast_share_max": 0.5, "unknown_max": 1})[0]
+        row = reviewer_indicators(**hand_case(), thresholds={"fast_share_max": 0.5, "unknown_max": 1}, min_labels=1)[0]
         assert row["indicators"]["fast_share"]["threshold"] == 0.5
         assert row["indicators"]["fast_share"]["crossed"] is False  # 0.444 <= 0.5
         assert row["indicators"]["drift"]["threshold"] == DEFAULT_THRESHOLDS["drift_max"]
         assert row["crossed"] == ["probe_agree", "drift"] and row["flagged"] is True
-        row = reviewer_indicators(**hand_case(), thresholds={"fast_share_max": 0.5, "drift_max": 0.5})[0]
+        row = reviewer_indicators(**hand_case(), thresholds={"fast_share_max": 0.5, "drift_max": 0.5}, min_labels=1)[0]
         assert row["crossed"] == ["probe_agree"] and row["flagged"] is False
 
     def test_every_indicator_has_a_default_threshold_the_study_form_offers(self):

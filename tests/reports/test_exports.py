@@ -306,7 +306,9 @@ class TestExportReports:
                 )
             crossed = expected[row["reviewer"]]["crossed"]
             assert row["crossed_indicators"] == " ".join(crossed) and row["crossed_count"] == str(len(crossed))
-            assert row["flagged"] == ("true" if len(crossed) >= 2 else "false")
+            # Two or more crossed, and the reviewer's labels at the minimum (4 here: below it).
+            enough = int(row["n_labels"]) >= expected[row["reviewer"]]["min_labels"]
+            assert row["flagged"] == ("true" if len(crossed) >= 2 and enough else "false")
             assert {name for name in exports.INDICATOR_DESCRIPTIONS if row[f"{name}_crossed"] == "true"} == set(crossed)
         # Discrimination gap = P(agree | AI right) - P(agree | AI wrong): r1 1 - 1, r2 1 - 1/2.
         gaps = sorted(r["discrimination_gap_raw"] for r in rows if r["arm"] == "rationale")

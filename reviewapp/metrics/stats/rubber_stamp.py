@@ -24,9 +24,11 @@ toward the room by empirical Bayes: a prior is estimated from all reviewers by t
 moments and each reviewer's posterior mean is reported (Efron & Morris 1975, "Data analysis
 using Stein's estimator and its generalizations", JASA 70:311-319; Morris 1983, "Parametric
 empirical Bayes inference", JASA 78:47-55).
-  * Proportions (probe_agree, fast_share, evidence_opened): a Beta(a, b) prior fitted by the
-    method of moments for overdispersed binomial data (Kleinman 1973, "Proportions with
-    extraneous variance", JASA 68:46-54); the posterior mean is (x + a) / (n + a + b).
+  * Proportions (probe_agree, fast_share, evidence_opened): a Beta(a, b) prior fitted by
+    maximum likelihood of the beta-binomial (Griffiths 1973), so each reviewer weighs by their
+    labels and one with a single label cannot move the prior (Kleinman 1973, "Proportions with
+    extraneous variance", JASA 68:46-54, on why the unweighted moments do not hold with unequal
+    n); the posterior mean is (x + a) / (n + a + b).
   * Other indicators (discrimination_gap, streak_ratio, entropy, drift): normal-normal
     shrinkage m + w (raw - m) with w = tau^2 / (tau^2 + v_i), v_i the reviewer's sampling
     variance and tau^2 = Var(raw) - mean(v) the method-of-moments between-reviewer variance.
@@ -37,7 +39,8 @@ empirical Bayes inference", JASA 78:47-55).
     three labels however spread out the room is; the maximum keeps a reviewer's own data in
     play when the room shows no spread beyond noise (the moment estimate is then infinite and
     would erase every reviewer into the room's mean, a real outlier included).
-Flags use the shrunken value; the raw value and n are reported beside it.
+Flags use the shrunken value; the raw value and n are reported beside it. No reviewer with
+fewer than MIN_LABELS_TO_FLAG labels is flagged (see there).
 
 Pure numpy/scipy, no Django: services and tests call it with plain arrays.
 """
@@ -51,7 +54,7 @@ from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, special, stats
 
 from reviewapp.studies.schema import DEFAULT_FLAG_THRESHOLDS
 
@@ -83,6 +86,21 @@ MIN_CROSSED_TO_FLAG = 2
 # n = 200) when the room looks homogeneous. Both are choices, not estimates.
 PRIOR_STRENGTH_MIN = 4.0
 PRIOR_STRENGTH_MAX = 50.0
+# The beta prior's likelihood fit: the start of a + b from this many log-spaced points over
+# [PRIOR_STRENGTH_MIN, PRIOR_STRENGTH_MAX], the mean's logit held within +-_LOGIT_BOUND.
+_STRENGTH_GRID = 25
+_LOGIT_BOUND = 30.0
+
+# No reviewer is flagged on fewer labels than this, whatever their indicators say. At 20 labels
+# a reviewer's own proportion has a 95% interval about +-0.2 wide at worst (Wilson 1927;
+# 1.96 * sqrt(0.25 / 20) = 0.22), the distance between a typical careful value and its default
+# threshold (evidence opened 0.6 against 0.2, planted errors agreed 0.2 against 0.5); below it
+# a flag would say more about chance than about the reviewer (issue 15: a reviewer flagged on
+# one label). Shrinkage alone does not prevent that, as a prior fitted to a room of stamps pulls
+# a newcomer toward the stamps. The indicators are still computed and shown for such a
+# reviewer; the row says the minimum was not reached. A choice, not an estimate: callers may
+# pass their own ``min_labels``.
+MIN_LABELS_TO_FLAG = 20
 
 # Expected longest run: exact recursion up to this length; beyond it Schilling's formula
 # when at least this many disagreements are expected, else the spacings mixture (see
@@ -180,31 +198,52 @@ def expected_longest_run(p: float | np.ndarray, n: int | np.ndarray) -> np.ndarr
 # --- Shrinkage ------------------------------------------------------------------------
 
 
-def beta_binomial_prior(x: np.ndarray, n: np.ndarray) -> tuple[float, float]:
-    """Beta(a, b) prior across reviewers by the method of moments (Kleinman 1973).
+def _beta_binomial_nll(params: np.ndarray, x: np.ndarray, n: np.ndarray) -> float:
+    """Minus the beta-binomial log-likelihood at (logit mu, log(a + b)), without the binomial
+    coefficients (they do not depend on the prior): sum log B(x + a, n - x + b) - log B(a, b)."""
+    mu, strength = special.expit(params[0]), math.exp(params[1])
+    a, b = mu * strength, (1.0 - mu) * strength
+    return -float(np.sum(special.betaln(x + a, n - x + b) - special.betaln(a, b)))
 
-    With rates r_i = x_i / n_i, mean mu and intra-class correlation rho = 1 / (a + b + 1),
-    E[(r_i - mu)^2] = mu (1 - mu) (rho + (1 - rho) / n_i); so with S the sample variance of
-    the rates and h = mean(1 / n_i), rho = (S / (mu (1 - mu)) - h) / (1 - h). Each reviewer
-    counts once (unweighted mean and variance): the prior describes reviewers, not labels.
-    a + b = 1 / rho - 1 is held to [PRIOR_STRENGTH_MIN, PRIOR_STRENGTH_MAX]; rho <= 0 (no
-    spread beyond binomial noise), a single reviewer, or all n_i = 1 (rho not identified)
-    give the maximum.
+
+def beta_binomial_prior(x: np.ndarray, n: np.ndarray) -> tuple[float, float]:
+    """Beta(a, b) prior across reviewers by maximum likelihood of the beta-binomial (Griffiths
+    1973, "Maximum likelihood estimation for the beta-binomial distribution", Biometrics
+    29:637-648; Williams 1975, Biometrics 31:949-952), reviewer i contributing
+    log B(x_i + a, n_i - x_i + b) - log B(a, b).
+
+    Why not the unweighted method of moments of Kleinman (1973) any more: there every reviewer's
+    rate counted once, so one reviewer with a single label (a rate of 0 or 1) looked like huge
+    spread and dragged a + b from 50 to about 4 for the whole room (issue 15). In the likelihood a
+    reviewer weighs by what their labels say: with n_i = 1 the term is log(mu) or log(1 - mu),
+    free of a + b, so such a reviewer cannot move the prior's strength at all, and a reviewer
+    with a few labels moves it a little (the likelihood's implicit weights are Kleinman's
+    n_i / (1 + (n_i - 1) rho)).
+
+    a + b is fitted within [PRIOR_STRENGTH_MIN, PRIOR_STRENGTH_MAX] (the likelihood is maximized
+    over that range, after a grid search for the start, since it is flat toward infinite a + b
+    when the room shows no spread beyond binomial noise). The maximum is returned, with the
+    pooled rate as the mean, when the strength is not identified: a single reviewer with labels,
+    no reviewer with two or more labels, or every label a success (or every one a failure).
     """
     x = np.asarray(x, dtype=float)
     n = np.asarray(n, dtype=float)
     has = n > 0
     if not has.any():
         return math.nan, math.nan
-    rates = x[has] / n[has]
-    mu = float(rates.mean())
-    strength = PRIOR_STRENGTH_MAX
-    spread = mu * (1.0 - mu)
-    mean_inverse_n = float(np.mean(1.0 / n[has]))
-    if rates.size >= 2 and spread > 0 and mean_inverse_n < 1.0:
-        rho = (float(rates.var(ddof=1)) / spread - mean_inverse_n) / (1.0 - mean_inverse_n)
-        if rho > 0:
-            strength = min(max(1.0 / rho - 1.0, PRIOR_STRENGTH_MIN), PRIOR_STRENGTH_MAX)
+    x, n = x[has], n[has]
+    pooled = float(x.sum() / n.sum())
+    if x.size < 2 or not (n >= 2).any() or pooled in (0.0, 1.0):
+        return pooled * PRIOR_STRENGTH_MAX, (1.0 - pooled) * PRIOR_STRENGTH_MAX
+    bounds = [(-_LOGIT_BOUND, _LOGIT_BOUND), (math.log(PRIOR_STRENGTH_MIN), math.log(PRIOR_STRENGTH_MAX))]
+    start_mu = float(special.logit(pooled))
+    grid = np.linspace(bounds[1][0], bounds[1][1], _STRENGTH_GRID)
+    start = grid[int(np.argmin([_beta_binomial_nll(np.array([start_mu, g]), x, n) for g in grid]))]
+    fit = optimize.minimize(
+        _beta_binomial_nll, np.array([start_mu, start]), args=(x, n), method="L-BFGS-B", bounds=bounds
+    )
+    mu = float(special.expit(fit.x[0]))
+    strength = min(max(math.exp(fit.x[1]), PRIOR_STRENGTH_MIN), PRIOR_STRENGTH_MAX)
     return mu * strength, (1.0 - mu) * strength
 
 
@@ -430,8 +469,9 @@ def entropy(labels: Labels) -> Indicator:
 
 
 def evidence_opened(labels: Labels) -> Indicator:
-    """Share of items on which a tool call was expanded or the rationale opened (docs/design.md,
-    "Rubber-stamp indicators": evidence opened). Beta-binomial shrinkage."""
+    """Share of items on which a tool call was expanded or the rationale opened or seen
+    (docs/design.md, "Rubber-stamp indicators": evidence opened; metrics/loading.py's
+    EVIDENCE_KEYS). Beta-binomial shrinkage."""
     return _proportion(labels.count(labels.evidence_opened), labels.count(np.ones(len(labels.rev), dtype=bool)))
 
 
@@ -514,9 +554,10 @@ def _judged(raw: float, shrunk: float, n: int, threshold: float, direction: str)
     return {"raw": finite_or_none(raw), "shrunk": value, "n": n, "threshold": threshold, "crossed": crossed}
 
 
-def _rows(labels: Labels, measured: dict[str, Indicator], limits: dict[str, float]) -> list[dict]:
+def _rows(labels: Labels, measured: dict[str, Indicator], limits: dict[str, float], min_labels: int) -> list[dict]:
     """One dict per reviewer with the numbers behind the flag; flagged when MIN_CROSSED_TO_FLAG
-    or more shrunken indicators cross (docs/design.md, "Rubber-stamp indicators")."""
+    or more shrunken indicators cross (docs/design.md, "Rubber-stamp indicators") and the
+    reviewer has at least ``min_labels`` labels ("too_few_labels" says when not)."""
     # Plain lists first, so the loop over reviewers touches no numpy scalars.
     raw = {name: measured[name].raw.tolist() for name in INDICATORS}
     shrunk = {name: measured[name].shrunk.tolist() for name in INDICATORS}
@@ -529,13 +570,16 @@ def _rows(labels: Labels, measured: dict[str, Indicator], limits: dict[str, floa
             for name, (key, direction) in INDICATORS.items()
         }
         crossed = [name for name, indicator in indicators.items() if indicator["crossed"]]
+        too_few = label_counts[index] < min_labels
         out.append(
             {
                 "reviewer": reviewer_id,
                 "n": label_counts[index],
                 "indicators": indicators,
                 "crossed": crossed,
-                "flagged": len(crossed) >= MIN_CROSSED_TO_FLAG,
+                "flagged": len(crossed) >= MIN_CROSSED_TO_FLAG and not too_few,
+                "too_few_labels": too_few,
+                "min_labels": min_labels,
             }
         )
     return out
@@ -554,6 +598,7 @@ def reviewer_indicators(
     order: np.ndarray,
     n_categories: int,
     thresholds: Mapping[str, float] | None = None,
+    min_labels: int = MIN_LABELS_TO_FLAG,
 ) -> list[dict]:
     """Rubber-stamp indicators per reviewer, sorted by reviewer id (module docstring).
 
@@ -565,12 +610,14 @@ def reviewer_indicators(
       seconds         float: item shown to submit; NaN unknown
       floor_seconds   float: reading floor, words / reading_wpm * 60 (Brysbaert 2019: 238 wpm
                       average silent reading of non-fiction); NaN or <= 0 unknown
-      evidence_opened bool: a tool call expanded or the rationale opened
+      evidence_opened bool: a tool call expanded or the rationale opened or seen
       label_code      int decision code in [0, n_categories); -1 missing
       order           sortable submit time (float seconds, int64 ns), for streaks and drift
 
     Returns ``[{"reviewer", "n", "indicators": {name: {"raw", "shrunk", "n", "threshold",
-    "crossed"}}, "crossed": [names], "flagged": bool}]``; "n" is the reviewer's label count.
+    "crossed"}}, "crossed": [names], "flagged": bool, "too_few_labels": bool, "min_labels"}]``;
+    "n" is the reviewer's label count. A reviewer with fewer than ``min_labels`` labels keeps
+    their indicators and "crossed" but is never flagged.
     """
     reviewer = np.asarray(reviewer)
     length = reviewer.shape[0] if reviewer.ndim == 1 else -1
@@ -592,4 +639,4 @@ def reviewer_indicators(
         return []
     labels = _labels(reviewer, int(n_categories), columns)
     measured = {name: measure(labels) for name, measure in MEASURES.items()}
-    return _rows(labels, measured, _thresholds(thresholds))
+    return _rows(labels, measured, _thresholds(thresholds), int(min_labels))
