@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .stats.agreement import agreement_summary, value_counts
-from .stats.clustered import HitsTrials, deference_effect, design_effect, narrative_increment
-from .stats.intervals import Estimate, difference, finite_or_none, proportion
-from .stats.reliance import UNKNOWN, reliance_metrics, uptake_split
+from .stats.cluster_robust import DEFAULT_MIN_REVIEWERS, check_min_reviewers, cluster_rate
+from .stats.cluster_robust import design_effect as cluster_design_effect
+from .stats.clustered import HitsTrials, deference_effect, narrative_increment
+from .stats.intervals import Estimate, check_confidence, difference, finite_or_none, proportion
+from .stats.reliance import UNKNOWN, reliance_events, reliance_metrics, uptake_split
 from .stats.rubber_stamp import reviewer_indicators
 
 SPLITS = ("all", "ai_right", "ai_wrong")
@@ -84,6 +86,8 @@ class FieldSpec:
     level: str  # nominal | ordinal | interval: Krippendorff's level of measurement, always explicit
     choices: tuple[str, ...] = ()
     is_decision: bool = False
+    # The decision answer that blocks the agent's action ("block_value" in the schema), or None.
+    block_value: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,14 @@ class StudySpec:
     seed: int = 0
     n_resamples: int = 1000
     confidence: float = 0.95
+    # The few-cluster guard (stats/cluster_robust.py): below this many reviewers in an arm, no
+    # reviewer-cluster interval, only the reason.
+    min_reviewers: int = DEFAULT_MIN_REVIEWERS
+
+    def __post_init__(self) -> None:
+        # Refused here, not as NaN intervals deep in a run (issue 15: a confidence of 1.0).
+        check_confidence(self.confidence, "confidence")
+        check_min_reviewers(self.min_reviewers, "min_reviewers")
 
     @property
     def decision(self) -> FieldSpec:
@@ -113,6 +125,7 @@ class StudySpec:
         return {
             "n_resamples": self.n_resamples,
             "confidence": self.confidence,
+            "min_reviewers": self.min_reviewers,
             "seed": self.seed,
             "reading_wpm": self.reading_wpm,
             "thresholds": self.thresholds,
@@ -152,6 +165,7 @@ def study_metrics(data: LabelData, spec: StudySpec, progress: Progress | None = 
     step = time.perf_counter()
     reviewer_rows = reviewer_indicator_rows(data, spec, basis)
     timings["rubber_stamp_seconds"] = time.perf_counter() - step
+    sensitivity = sensitivity_without_flagged(spec, basis, reviewer_rows, arms_out, increment)
     timings["compute_seconds"] = time.perf_counter() - started
 
     return {
@@ -165,6 +179,7 @@ def study_metrics(data: LabelData, spec: StudySpec, progress: Progress | None = 
         "narrative_increment": increment,
         "reviewers": reviewer_rows,
         "flagged_reviewers": sum(1 for row in reviewer_rows if row["flagged"]),
+        "sensitivity": sensitivity,
         "parameters": spec.parameters(),
         "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
     }
@@ -237,6 +252,7 @@ def arm_reliance(data: LabelData, spec: StudySpec, basis: LabelBasis, arm: ArmSp
         confidence=spec.confidence,
     )
     hits, trials = basis.sums[(arm.id, "all")]
+    deff, deff_note = cluster_design_effect(hits, trials, min_reviewers=spec.min_reviewers)
     return {
         "id": arm.id,
         "name": arm.name,
@@ -246,8 +262,12 @@ def arm_reliance(data: LabelData, spec: StudySpec, basis: LabelBasis, arm: ArmSp
         "n_reviewers": len(np.unique(basis.reviewer_index[mask])),
         "agreement_with_ai": agreement_with_ai_by_split(spec, basis, arm),
         "deference_effect": deference_effect_by_split(spec, basis, arm),
-        "design_effect": finite_or_none(design_effect(hits, trials, **spec.bootstrap)),
+        # Never below 1 as a real value; None with the reason when not estimable.
+        "design_effect": finite_or_none(deff),
+        "design_effect_note": deff_note,
+        "agreement_with_ai_cluster": agreement_with_ai_cluster(spec, basis, arm),
         "reliance": reliance,
+        "reliance_cluster": reliance_cluster(data, spec, basis, arm),
         "uptake": arm_uptake(data, spec, basis, arm),
     }
 
@@ -278,6 +298,39 @@ def agreement_with_ai_by_split(spec: StudySpec, basis: LabelBasis, arm: ArmSpec)
     for split in SPLITS:
         hits, trials = basis.sums[(arm.id, split)]
         out[split] = proportion(int(hits.sum()), int(trials.sum()), spec.confidence).as_dict()
+    return out
+
+
+def agreement_with_ai_cluster(spec: StudySpec, basis: LabelBasis, arm: ArmSpec) -> dict:
+    """P(final = AI) per split with the reviewer-cluster interval (``cluster_robust.cluster_rate``),
+    beside the label-level Wilson one of ``agreement_with_ai_by_split``: the same pooled value,
+    an interval that allows for reviewers differing; below the study's minimum number of
+    reviewers, no interval and ``note`` says why."""
+    return {
+        split: cluster_rate(
+            *basis.sums[(arm.id, split)], confidence=spec.confidence, min_reviewers=spec.min_reviewers
+        ).as_dict()
+        for split in SPLITS
+    }
+
+
+def reliance_cluster(data: LabelData, spec: StudySpec, basis: LabelBasis, arm: ArmSpec) -> dict:
+    """Every reliance metric of the arm (``reliance.reliance_events``: over- and under-reliance,
+    accuracy, switch fraction, RAIR, RSR, ...) with the reviewer-cluster interval: the event and
+    base rows counted per reviewer, then ``cluster_rate``. Metrics whose inputs the arm lacks
+    (no gold, not a reveal arm) are absent."""
+    mask = basis.arm_masks[arm.id]
+    events = reliance_events(
+        data.decision[mask],
+        data.ai[mask],
+        np.where(basis.known, data.gold, -1)[mask],
+        data.initial[mask] if arm.reveal else None,
+    )
+    reviewer_index, n_reviewers = basis.reviewer_index[mask], len(basis.reviewers)
+    out = {}
+    for name, (event, base) in events.items():
+        hits, trials = _reviewer_sums(reviewer_index, n_reviewers, event, base)
+        out[name] = cluster_rate(hits, trials, confidence=spec.confidence, min_reviewers=spec.min_reviewers).as_dict()
     return out
 
 
@@ -325,7 +378,8 @@ def _contrast(spec: StudySpec, first: HitsTrials, second: HitsTrials, cluster: C
         int(second_trials.sum()),
         spec.confidence,
     )
-    return {"newcombe": naive.as_dict(), "cluster": cluster(first, second, **spec.bootstrap).as_dict()}
+    estimate = cluster(first, second, **spec.bootstrap, min_reviewers=spec.min_reviewers)
+    return {"newcombe": naive.as_dict(), "cluster": estimate.as_dict()}
 
 
 # --- Inter-rater agreement ----------------------------------------------------------------
@@ -452,3 +506,60 @@ def _median_by_group(group: np.ndarray, values: np.ndarray, n_groups: int) -> np
     high = starts[has] + counts[has] // 2
     medians[has] = (values[low] + values[high]) / 2
     return medians
+
+
+# --- Sensitivity: the headline effects without the flagged reviewers ------------------------
+
+
+def sensitivity_without_flagged(
+    spec: StudySpec, basis: LabelBasis, reviewer_rows: list[dict], arms_out: list[dict], increment: dict | None
+) -> dict:
+    """Every headline effect (each arm's deference effect and the narrative increment, per split)
+    beside the same effect recomputed without the reviewers flagged as possible rubber stamps
+    (issue 15, "a sensitivity view"): if a conclusion holds only with them, the reader should
+    see it. The same estimators, options and seed as the full sample (``deference_effect_by_split``,
+    ``narrative_increment_by_split``), on the reviewer sums with the flagged reviewers' labels left
+    out. A sensitivity analysis, not a correction: flags are not randomized, so leaving reviewers
+    out can itself unbalance the arms. Without flagged reviewers both columns are the same."""
+    flagged = [row["reviewer"] for row in reviewer_rows if row["flagged"]]
+    keep = ~np.isin(basis.reviewers[basis.reviewer_index], flagged)
+    reduced = _basis_keeping(basis, keep) if flagged else basis
+    effects = []
+    for arm, arm_out in zip(spec.arms, arms_out, strict=True):
+        full = arm_out.get("deference_effect")
+        if not full:
+            continue
+        without = deference_effect_by_split(spec, reduced, arm) if flagged else full
+        effects += [
+            _sensitivity_row("deference_effect", arm.name, split, full[split], without[split]) for split in SPLITS
+        ]
+    if increment:
+        without = narrative_increment_by_split(spec, reduced) if flagged else increment
+        arms = f"{increment['rationale_arm']} vs {increment['recommendation_arm']}"
+        effects += [
+            _sensitivity_row("narrative_increment", arms, split, increment[split], without[split]) for split in SPLITS
+        ]
+    return {
+        "excluded_reviewers": flagged,
+        "n_excluded": len(flagged),
+        "n_labels_excluded": int((~keep).sum()),
+        "effects": effects,
+    }
+
+
+def _sensitivity_row(effect: str, arms: str, split: str, full: dict, without: dict) -> dict:
+    return {"effect": effect, "arm": arms, "split": split, "full": full, "without_flagged": without}
+
+
+def _basis_keeping(basis: LabelBasis, keep: np.ndarray) -> LabelBasis:
+    """``basis`` with the (hits, trials) per reviewer recounted on the labels in ``keep`` only
+    (answered labels, as in ``label_basis``)."""
+    keep = keep & basis.answered
+    n_reviewers = len(basis.reviewers)
+    sums = {
+        (arm_id, split): _reviewer_sums(
+            basis.reviewer_index, n_reviewers, basis.agrees, basis.arm_masks[arm_id] & basis.splits[split] & keep
+        )
+        for arm_id, split in basis.sums
+    }
+    return replace(basis, sums=sums)

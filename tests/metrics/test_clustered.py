@@ -18,13 +18,15 @@ import pytest
 from scipy import integrate, stats
 from scipy.special import expit
 
+from reviewapp.metrics.stats.cluster_robust import cluster_rate, cr2_variance
+from reviewapp.metrics.stats.cluster_robust import design_effect as cluster_design_effect
 from reviewapp.metrics.stats.clustered import (
     cluster_bootstrap_contrast,
     deference_effect,
     design_effect,
     narrative_increment,
 )
-from reviewapp.metrics.stats.intervals import Estimate, difference
+from reviewapp.metrics.stats.intervals import Estimate, difference, proportion
 
 SD = 0.8  # between-reviewer sd of the logit of agreeing with the AI
 REVIEWERS = 60  # per arm
@@ -76,7 +78,7 @@ class TestClusteredIntervals:
     def test_it_contrasts_the_pooled_rates_of_the_arms(self):
         arm = (np.array([3, 5]), np.array([10, 10]))
         control = (np.array([1, 2, 0]), np.array([5, 5, 0]))
-        estimate = deference_effect(arm, control)
+        estimate = deference_effect(arm, control, min_reviewers=2)
         # Arm: (3 + 5) / (10 + 10) = 0.4; control: (1 + 2) / (5 + 5) = 0.3 (the reviewer
         # with no trials drops out); 0.4 - 0.3 = 0.1 over 30 labels.
         assert estimate.value == pytest.approx(0.1, abs=1e-15)
@@ -87,7 +89,7 @@ class TestClusteredIntervals:
     def test_it_resamples_whole_reviewers_independently_within_each_arm(self):
         arm = (np.array([3, 5, 9, 2]), np.array([10, 10, 12, 4]))
         control = (np.array([1, 2, 0, 4, 4]), np.array([5, 5, 0, 9, 6]))
-        estimate = deference_effect(arm, control, n_resamples=500, seed=7)
+        estimate = deference_effect(arm, control, n_resamples=500, seed=7, min_reviewers=2)
         # The same bootstrap by hand: draw 4 of each arm's 4 reviewers (control's reviewer
         # without trials dropped) with replacement, arm first, as scipy.stats.bootstrap
         # does with paired=False; the 2.5% and 97.5% quantiles of the contrast. This pins
@@ -103,7 +105,8 @@ class TestClusteredIntervals:
         arm = (np.array([3, 5, 4]), np.array([10, 10, 9]))
         with_empty = (np.array([1, 0, 2, 0]), np.array([5, 0, 5, 0]))
         without = (np.array([1, 2]), np.array([5, 5]))
-        assert deference_effect(arm, with_empty) == deference_effect(arm, without)
+        assert deference_effect(arm, with_empty, min_reviewers=2) == deference_effect(arm, without, min_reviewers=2)
+        assert deference_effect(arm, without, min_reviewers=2).low is not None
 
     def test_it_gives_the_same_interval_for_the_same_seed(self):
         rng = np.random.default_rng(1)
@@ -114,8 +117,7 @@ class TestClusteredIntervals:
     def test_it_calls_a_contrast_with_an_empty_arm_undefined(self):
         arm = (np.array([3, 5]), np.array([10, 10]))
         estimate = deference_effect(arm, (np.array([0, 0]), np.array([0, 0])))
-        method = "cluster bootstrap over reviewers, percentile, 2000 resamples"
-        assert estimate == Estimate(None, None, None, 20, method)
+        assert (estimate.value, estimate.low, estimate.high, estimate.n) == (None, None, None, 20)
         assert deference_effect(arm, (np.array([]), np.array([]))).value is None
 
     def test_it_gives_a_single_reviewer_a_value_without_an_interval(self):
@@ -123,11 +125,46 @@ class TestClusteredIntervals:
         estimate = deference_effect((np.array([3, 5]), np.array([10, 10])), (np.array([1]), np.array([5])))
         assert estimate.value == pytest.approx(0.4 - 0.2) and estimate.low is None and estimate.high is None
 
-    def test_it_gives_reviewers_without_spread_a_point_interval(self):
+    def test_it_gives_reviewers_without_spread_no_interval_rather_than_a_point(self):
+        # Every reviewer at the same rate: every resample gives 0, and a zero-width interval
+        # would claim certainty. The value stands, the reason says why there is no interval.
         everyone = (np.full(5, 10), np.full(5, 10))
-        assert deference_effect(everyone, everyone) == Estimate(
-            0.0, 0.0, 0.0, 100, "cluster bootstrap over reviewers, percentile, 2000 resamples"
-        )
+        estimate = deference_effect(everyone, everyone)
+        assert (estimate.value, estimate.low, estimate.high, estimate.n) == (0.0, None, None, 100)
+        assert estimate.note == "no spread between reviewers: interval not estimable"
+        # Positive control: with spread, the same five reviewers an arm get an interval.
+        spread = (np.array([2, 4, 6, 8, 10]), np.full(5, 10))
+        assert deference_effect(spread, everyone).low is not None
+
+    def test_it_gives_no_interval_below_the_minimum_number_of_reviewers(self):
+        # Two reviewers an arm (issue 15): the bootstrap interval was narrower than the naive one.
+        two = (np.array([3, 7]), np.array([10, 10]))
+        five = (np.array([1, 3, 5, 7, 9]), np.full(5, 10))
+        estimate = deference_effect(two, five)
+        assert estimate.value == pytest.approx(0.0, abs=1e-12) and estimate.low is None and estimate.high is None
+        assert estimate.note == "too few reviewers (2) for an interval" and estimate.n_reviewers == 2
+        # Positive control: the same data with the minimum lowered to 2 do get an interval.
+        lowered = deference_effect(two, five, min_reviewers=2)
+        assert lowered.low < lowered.value < lowered.high and lowered.note is None
+        # At the default minimum of 5 a five-reviewer contrast has its interval.
+        assert deference_effect(five, five).low is not None
+        with pytest.raises(ValueError, match="min_reviewers"):
+            deference_effect(five, five, min_reviewers=1)
+
+    def test_it_refuses_nan_none_and_fractional_counts_naming_the_argument(self):
+        good = (np.array([1, 3, 5, 7, 9]), np.full(5, 10))
+        assert deference_effect(good, good).value == 0.0  # positive control
+        with pytest.raises(ValueError, match=r"groups\[0\] hits.*NaN"):
+            deference_effect((np.array([1, np.nan, 5, 7, 9]), np.full(5, 10)), good)
+        with pytest.raises(ValueError, match=r"groups\[1\] hits.*fractional"):
+            deference_effect(good, (np.array([1, 2.5, 5, 7, 9]), np.full(5, 10)))
+        with pytest.raises(ValueError, match="None"):
+            deference_effect((None, np.full(5, 10)), good)
+        with pytest.raises(ValueError, match="alike"):
+            deference_effect((np.array([1, 3]), np.full(5, 10)), good)
+        for confidence in (1.0, 0.0, 1.5, float("nan")):
+            with pytest.raises(ValueError, match="confidence"):
+                deference_effect(good, good, confidence=confidence)
 
     def test_it_refuses_impossible_counts(self):
         with pytest.raises(ValueError, match="hits <= trials"):
@@ -229,3 +266,122 @@ class TestClusteredIntervals:
         assert design_effect(np.array([10, 10]), np.array([10, 10])) is None  # rate 1: no binomial variance
         assert design_effect(np.array([3]), np.array([10])) is None  # one reviewer
         assert design_effect(np.array([0, 0]), np.array([0, 0])) is None  # no trials
+
+
+def cr2_by_matrices(hits: np.ndarray, trials: np.ndarray) -> tuple[float, float]:
+    """CR2 variance and Bell-McCaffrey df of the intercept-only regression, label by label, with
+    the matrices of Bell & McCaffrey (2002) written out: an independent check of the O(G) formulas."""
+    y = np.concatenate([np.r_[np.ones(int(h)), np.zeros(int(t - h))] for h, t in zip(hits, trials, strict=True)])
+    cluster = np.repeat(np.arange(len(trials)), trials.astype(int))
+    n = len(y)
+    x = np.ones((n, 1))
+    bread = np.linalg.inv(x.T @ x)
+    hat = x @ bread @ x.T
+    residual = y - hat @ y
+    meat = np.zeros((1, 1))
+    blocks = []
+    for g in range(len(trials)):
+        rows = cluster == g
+        values, vectors = np.linalg.eigh(np.eye(rows.sum()) - hat[np.ix_(rows, rows)])
+        adjust = vectors @ np.diag(values**-0.5) @ vectors.T
+        score = x[rows].T @ adjust @ residual[rows]
+        meat += np.outer(score, score)
+        column = np.zeros((n, 1))
+        column[rows] = adjust @ x[rows] @ bread  # the cluster's contribution to the contrast
+        blocks.append(column)
+    variance = float((bread @ meat @ bread)[0, 0])
+    # V = sum_g (c_g' M y)^2 with c_g the columns above; under y ~ N(., I): eigenvalues of C' M C.
+    c = np.hstack(blocks)
+    m = np.eye(n) - hat
+    eigen = np.linalg.eigvalsh(c.T @ m @ c)
+    return variance, float(eigen.sum() ** 2 / (eigen**2).sum())
+
+
+class TestClusterRate:
+    """One arm's rate with its reviewer-cluster interval and the few-cluster guard (stats/cluster_robust.py)."""
+
+    def test_it_matches_the_cr2_variance_and_bell_mccaffrey_df_written_as_matrices(self):
+        hits, trials = np.array([2.0, 9, 1, 4, 7, 0]), np.array([5.0, 12, 3, 9, 8, 4])
+        rate, variance, df = cr2_variance(hits, trials)
+        expected_variance, expected_df = cr2_by_matrices(hits, trials)
+        assert rate == pytest.approx(hits.sum() / trials.sum())
+        assert variance == pytest.approx(expected_variance, rel=1e-10)
+        assert df == pytest.approx(expected_df, rel=1e-10)
+        assert df < len(trials) - 1  # unequal clusters: fewer df than G - 1
+
+    def test_it_has_g_minus_one_df_for_equal_clusters(self):
+        _, _, df = cr2_variance(np.array([2.0, 4, 6, 8, 10]), np.full(5, 10.0))
+        assert df == pytest.approx(4.0)
+
+    def test_it_reproduces_a_hand_computed_interval(self):
+        # p = 30/50 = 0.6; residual sums -4, -2, 0, 2, 4; V = 40 / (0.8 * 50^2) = 0.02;
+        # binomial 0.24 / 50 = 0.0048, deff = 4.1667; t(4, 0.975) = 2.7764;
+        # k = t^2 deff / N = 0.64236; Wilson with z^2/n -> k: centre (0.6 + k/2)/(1 + k),
+        # half sqrt(k)/(1 + k) * sqrt(0.24 + k/4).
+        estimate = cluster_rate(np.array([2, 4, 6, 8, 10]), np.full(5, 10))
+        k = stats.t.ppf(0.975, 4) ** 2 * (0.02 / 0.0048) / 50
+        centre, half = (0.6 + k / 2) / (1 + k), np.sqrt(k) / (1 + k) * np.sqrt(0.24 + k / 4)
+        assert estimate.value == pytest.approx(0.6)
+        assert (estimate.low, estimate.high) == pytest.approx((centre - half, centre + half), rel=1e-12)
+        assert (estimate.n, estimate.n_reviewers, estimate.df, estimate.note) == (50, 5, 4.0, None)
+
+    def test_it_is_never_narrower_than_the_label_level_wilson_interval(self):
+        rng = np.random.default_rng(11)
+        for _ in range(50):
+            g = int(rng.integers(5, 30))
+            trials = rng.integers(1, 40, g)
+            hits = rng.binomial(trials, rng.beta(2, 2))
+            cluster = cluster_rate(hits, trials)
+            naive = proportion(int(hits.sum()), int(trials.sum()))
+            assert cluster.high - cluster.low >= naive.high - naive.low - 1e-12
+
+    def test_it_gives_equal_rates_a_real_interval_and_clips_the_design_effect(self):
+        # Every reviewer at 50%: the CR2 variance is 0, which is noise, not certainty.
+        hits, trials = np.full(6, 5), np.full(6, 10)
+        estimate = cluster_rate(hits, trials)
+        assert estimate.low < 0.5 < estimate.high and estimate.note is None
+        deff, note = cluster_design_effect(hits, trials)
+        assert deff == 1.0 and note.startswith("estimated 0.00, below 1")
+        # Positive control: reviewers who differ have a design effect above 1, without a note.
+        deff, note = cluster_design_effect(np.array([1, 9, 2, 8, 5, 5]), trials)
+        assert deff > 1 and note is None
+
+    def test_it_gives_no_interval_below_the_minimum_number_of_reviewers(self):
+        hits, trials = np.array([3, 7, 4, 9]), np.full(4, 10)
+        estimate = cluster_rate(hits, trials)
+        assert estimate.value == pytest.approx(23 / 40) and estimate.low is None and estimate.high is None
+        assert estimate.note == "too few reviewers (4) for an interval"
+        assert cluster_design_effect(hits, trials) == (None, "too few reviewers (4) for a design effect")
+        # Positive control: the same four reviewers with the minimum lowered to 4.
+        lowered = cluster_rate(hits, trials, min_reviewers=4)
+        assert lowered.low < lowered.value < lowered.high and lowered.note is None
+
+    def test_it_tells_a_single_reviewer_why_there_is_no_interval(self):
+        estimate = cluster_rate(np.array([3]), np.array([10]), min_reviewers=2)
+        assert (estimate.value, estimate.low, estimate.high) == (0.3, None, None)
+        assert estimate.note == "too few reviewers (1) for an interval"
+        assert cluster_rate(np.array([0]), np.array([0])).note == "no labels"
+
+    def test_it_passes_the_confidence_through_and_refuses_one(self):
+        hits, trials = np.array([2, 4, 6, 8, 10, 3]), np.full(6, 10)
+        at_90, at_95 = cluster_rate(hits, trials, confidence=0.90), cluster_rate(hits, trials, confidence=0.95)
+        assert at_95.low < at_90.low < at_90.value == at_95.value < at_90.high < at_95.high
+        for confidence in (1.0, 0.0, float("nan"), None):
+            with pytest.raises(ValueError, match="`confidence`"):
+                cluster_rate(hits, trials, confidence=confidence)
+
+    @pytest.mark.parametrize(
+        ("hits", "trials", "message"),
+        [
+            (None, [10, 10], "`hits` is None"),
+            ([1, float("nan")], [10, 10], "`hits` holds NaN"),
+            ([1, 2.5], [10, 10], "`hits` holds fractional"),
+            ([1, 2], [10, 10, 10], "alike"),
+            ([1, 2], [10, float("inf")], "`trials` holds NaN or infinite"),
+            ([11, 2], [10, 10], "hits <= trials"),
+        ],
+    )
+    def test_it_refuses_bad_counts_naming_the_argument(self, hits, trials, message):
+        assert cluster_rate([1, 2], [10, 10], min_reviewers=2).value == 0.15  # positive control
+        with pytest.raises(ValueError, match=message):
+            cluster_rate(hits, trials)

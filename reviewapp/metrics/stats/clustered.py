@@ -25,7 +25,14 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-from .intervals import Estimate, finite_or_none
+from .cluster_robust import (
+    DEFAULT_MIN_REVIEWERS,
+    ClusterEstimate,
+    check_min_reviewers,
+    reviewer_counts,
+    too_few_note,
+)
+from .intervals import check_confidence, finite_or_none
 
 HitsTrials = tuple[np.ndarray, np.ndarray]
 
@@ -43,32 +50,35 @@ def _method(n_resamples: int) -> str:
     return f"cluster bootstrap over reviewers, {INTERVAL}, {n_resamples} resamples"
 
 
-def _reviewers(hits: np.ndarray, trials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-reviewer (hits, trials) as floats, without reviewers who contributed no trials."""
-    hits, trials = np.asarray(hits, dtype=float), np.asarray(trials, dtype=float)
-    if hits.ndim != 1 or hits.shape != trials.shape:
-        raise ValueError(f"hits and trials must be one-dimensional and alike, got {hits.shape} and {trials.shape}")
-    if np.any(trials < 0) or np.any(hits < 0) or np.any(hits > trials):
-        raise ValueError("need 0 <= hits <= trials for every reviewer")
-    # A reviewer with no trials in this arm has no rate; keeping them would only add
-    # empty draws that change the number of reviewers a resample really holds.
-    keep = trials > 0
-    return hits[keep], trials[keep]
+def _reviewers(hits: np.ndarray, trials: np.ndarray, name: str = "hits") -> tuple[np.ndarray, np.ndarray]:
+    """Per-reviewer (hits, trials) as floats, without reviewers who contributed no trials.
+
+    A reviewer with no trials in this arm has no rate; keeping them would only add empty
+    draws that change the number of reviewers a resample really holds. ValueError (naming
+    the argument) for None, NaN, fractional or impossible counts (``reviewer_counts``).
+    """
+    return reviewer_counts(hits, trials, name)
 
 
 def _bootstrap(
-    arms: Sequence[HitsTrials], weights: Sequence[float], n_resamples: int, confidence: float, seed: int
+    arms: Sequence[HitsTrials],
+    weights: Sequence[float],
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+    resample: bool = True,
 ) -> tuple[float | None, object | None, int]:
     """(point estimate, scipy's BootstrapResult or None, total trials) of sum_g w_g * rate_g."""
     if len(arms) != len(weights):
         raise ValueError(f"{len(arms)} groups but {len(weights)} weights")
-    cleaned = [_reviewers(hits, trials) for hits, trials in arms]
+    confidence = check_confidence(confidence)
+    cleaned = [_reviewers(hits, trials, f"groups[{g}] hits") for g, (hits, trials) in enumerate(arms)]
     total = int(sum(trials.sum() for _, trials in cleaned))
     if any(trials.size == 0 for _, trials in cleaned):
         return None, None, total
     weights = [float(weight) for weight in weights]
     value = sum(w * hits.sum() / trials.sum() for w, (hits, trials) in zip(weights, cleaned, strict=True))
-    if any(trials.size < 2 for _, trials in cleaned):
+    if not resample or any(trials.size < 2 for _, trials in cleaned):
         # One reviewer: the spread between reviewers cannot be estimated, so the point
         # estimate stands without an interval (scipy needs two observations per sample).
         return float(value), None, total
@@ -103,26 +113,42 @@ def cluster_bootstrap_contrast(
     n_resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
-) -> Estimate:
+    min_reviewers: int = DEFAULT_MIN_REVIEWERS,
+) -> ClusterEstimate:
     """sum_g weights[g] * rate_g with a cluster-bootstrap interval over reviewers.
 
     ``groups[g]`` is (hits per reviewer, trials per reviewer) of arm g; rate_g is the pooled
     sum(hits) / sum(trials). Reviewers with no trials are dropped. Undefined when an arm has
-    no trials (``Estimate.empty``); with a single reviewer in an arm, the value stands
-    without an interval. ``n`` is the number of labels (trials) behind the estimate, as in
-    ``intervals.difference``. The same seed gives the same interval.
+    no trials (``Estimate.empty``). ``n`` is the number of labels (trials) behind the
+    estimate, as in ``intervals.difference``; ``n_reviewers`` the fewest reviewers of any arm.
+    The same seed gives the same interval.
+
+    No interval, the value standing alone with the reason in ``note``, when an arm has fewer
+    than ``min_reviewers`` reviewers (the few-cluster guard, ``cluster_robust``: with 2
+    reviewers the bootstrap interval came out narrower than the naive one), or when the
+    resamples do not vary (every reviewer of every arm at the same rate: a zero-width
+    interval would claim a certainty the data do not have).
     """
+    min_reviewers = check_min_reviewers(min_reviewers)
     method = _method(n_resamples)
+    counts = [reviewer_counts(hits, trials, f"groups[{g}] hits")[1].size for g, (hits, trials) in enumerate(groups)]
+    fewest = min(counts, default=0)
+    if fewest and fewest < min_reviewers:
+        value, _, total = _bootstrap(groups, weights, n_resamples, confidence, seed, resample=False)
+        return ClusterEstimate(finite_or_none(value), None, None, total, method, fewest, too_few_note(fewest))
     value, result, total = _bootstrap(groups, weights, n_resamples, confidence, seed)
     if value is None:
-        return Estimate.empty(method, total)
+        return ClusterEstimate(None, None, None, total, method, fewest, "no labels in an arm")
     if result is None:
-        return Estimate(finite_or_none(value), None, None, total, method)
-    interval = result.confidence_interval
-    return Estimate(finite_or_none(value), finite_or_none(interval.low), finite_or_none(interval.high), total, method)
+        return ClusterEstimate(finite_or_none(value), None, None, total, method, fewest, too_few_note(fewest))
+    low, high = finite_or_none(result.confidence_interval.low), finite_or_none(result.confidence_interval.high)
+    if low is None or high is None or not high > low:
+        note = "no spread between reviewers: interval not estimable"
+        return ClusterEstimate(finite_or_none(value), None, None, total, method, fewest, note)
+    return ClusterEstimate(finite_or_none(value), low, high, total, method, fewest)
 
 
-def deference_effect(arm: HitsTrials, control: HitsTrials, **options) -> Estimate:
+def deference_effect(arm: HitsTrials, control: HitsTrials, **options) -> ClusterEstimate:
     """Deference effect: P(final = AI | arm) - P(label = AI | control) (docs/design.md,
     "Reliance and deference").
 
@@ -135,7 +161,7 @@ def deference_effect(arm: HitsTrials, control: HitsTrials, **options) -> Estimat
 
 def narrative_increment(
     rationale: HitsTrials, recommendation: HitsTrials, control: HitsTrials | None = None, **options
-) -> Estimate:
+) -> ClusterEstimate:
     """Narrative increment: Δ_rationale - Δ_recommendation (docs/design.md, "Reliance and deference").
 
     (r_rationale - r_control) - (r_recommendation - r_control) = r_rationale - r_recommendation:
@@ -161,6 +187,9 @@ def design_effect(
     trials are dropped. Undefined (None) when the arm has fewer than two reviewers with
     trials or a rate of 0 or 1 (no binomial variance). ``confidence`` is accepted so that
     the options of the contrasts can be passed as they are; a variance does not depend on it.
+
+    This is the raw ratio, which with few reviewers can fall below 1 by chance (0.5 with two):
+    what a study page shows is ``cluster_robust.design_effect``, guarded and clipped at 1.
     """
     value, result, total = _bootstrap(((hits, trials),), (1.0,), n_resamples, confidence, seed)
     if value is None or result is None or value in (0.0, 1.0):

@@ -92,6 +92,21 @@ def reliance_metrics(
     A metric whose inputs are absent, or whose conditioning set is empty, is undefined:
     value None and n 0, never 0.
     """
+    empty = Estimate.empty("wilson").as_dict()
+    result = {name: dict(empty) for name in METRICS}
+    for name, (event, base) in reliance_events(final, ai, truth, initial).items():
+        result[name] = _share(event, base, confidence)
+    return result
+
+
+def reliance_events(
+    final: np.ndarray, ai: np.ndarray, truth: np.ndarray | None = None, initial: np.ndarray | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per metric of ``reliance_metrics`` whose inputs are given: (event, base), two boolean
+    arrays over the labels, the metric being the share of the ``base`` rows where ``event``
+    holds. The definitions live here once, so the same rows can be counted per reviewer for
+    a reviewer-cluster interval (reviewapp/metrics/compute.py).
+    """
     final = np.asarray(final)
     if final.ndim != 1:
         raise ValueError(f"`final` must be one-dimensional, got shape {final.shape}")
@@ -100,32 +115,24 @@ def reliance_metrics(
     truth = _codes(truth, length, "truth")
     initial = _codes(initial, length, "initial")
 
-    empty = Estimate.empty("wilson").as_dict()
-    result = {name: dict(empty) for name in METRICS}
-
-    rows = _known(final, ai)
-    result["agreement"] = _share(final == ai, rows, confidence)
-
+    events = {"agreement": (final == ai, _known(final, ai))}
     if truth is not None:
         rows = _known(final, ai, truth)
         ai_right = ai == truth
-        result["overreliance"] = _share(final == ai, rows & ~ai_right, confidence)
-        result["underreliance"] = _share(final != ai, rows & ai_right, confidence)
-        result["accuracy"] = _share(final == truth, _known(final, truth), confidence)
-        result["accuracy_ai"] = _share(ai_right, _known(ai, truth), confidence)
-
+        events["overreliance"] = (final == ai, rows & ~ai_right)
+        events["underreliance"] = (final != ai, rows & ai_right)
+        events["accuracy"] = (final == truth, _known(final, truth))
+        events["accuracy_ai"] = (ai_right, _known(ai, truth))
     if initial is not None:
         rows = _known(final, ai, initial)
-        result["switch_fraction"] = _share(final == ai, rows & (initial != ai), confidence)
-
+        events["switch_fraction"] = (final == ai, rows & (initial != ai))
     if initial is not None and truth is not None:
         rows = _known(final, ai, initial, truth)
         initial_right, ai_right = initial == truth, ai == truth
-        result["rair"] = _share(final == ai, rows & ~initial_right & ai_right, confidence)
-        result["rsr"] = _share(final == initial, rows & initial_right & ~ai_right, confidence)
-        result["accuracy_initial"] = _share(initial_right, _known(initial, truth), confidence)
-
-    return result
+        events["rair"] = (final == ai, rows & ~initial_right & ai_right)
+        events["rsr"] = (final == initial, rows & initial_right & ~ai_right)
+        events["accuracy_initial"] = (initial_right, _known(initial, truth))
+    return events
 
 
 SEEN, NOT_SEEN, UNKNOWN = 1, 0, -1
