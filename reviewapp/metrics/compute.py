@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .stats.agreement import agreement_summary, value_counts
+from .stats.agreement_family import agreement_family
 from .stats.cluster_robust import DEFAULT_MIN_REVIEWERS, check_min_reviewers, cluster_rate
 from .stats.cluster_robust import design_effect as cluster_design_effect
 from .stats.clustered import HitsTrials, deference_effect, narrative_increment
@@ -390,7 +391,10 @@ def inter_rater_agreement(
 ) -> dict:
     """Krippendorff's alpha with a unit-bootstrap interval, percent agreement and Gwet's AC1 per
     schema field, among the labels in ``mask`` (stats/agreement.py; Krippendorff 2004, Zapf et
-    al. 2016, Gwet 2008); for the decision field also alpha with the AI as one more coder."""
+    al. 2016, Gwet 2008); for the decision field also alpha with the AI as one more coder. Under
+    ``family`` the kappa family of stats/agreement_family.py (Fleiss, Brennan-Prediger, Gwet's
+    AC2, weighted percent agreement; Cohen and Scott with exactly two reviewers), with linear and
+    quadratic weights on ordinal and interval fields (Gwet 2014)."""
     out = {}
     for spec_field in spec.fields:
         codes, units, value_domain = _field_codes(spec_field, data.fields[spec_field.name][mask], item_index[mask])
@@ -399,6 +403,11 @@ def inter_rater_agreement(
             continue
         counts = value_counts(units, codes, len(item_ai), max(1, len(value_domain)))
         entry = {"level": spec_field.level, "humans": _agreement_summary(counts, spec_field, value_domain, spec)}
+        # The kappa family with Gwet's standard errors, weighted on ordered scales (stats/agreement_family.py).
+        coders = _field_coders(spec_field, data.fields[spec_field.name][mask], data.reviewer[mask])
+        entry["family"] = agreement_family(
+            counts, spec_field.level, value_domain, units=units, codes=codes, coders=coders, confidence=spec.confidence
+        )
         if spec_field.is_decision:
             # Only units some human in this arm labelled; the AI is then one more coder.
             labelled = counts.sum(axis=1) > 0
@@ -424,6 +433,11 @@ def _field_codes(
         values = _binned(values)
     domain, codes = np.unique(values, return_inverse=True)
     return codes, units, [float(v) for v in domain]
+
+
+def _field_coders(spec_field: FieldSpec, values: np.ndarray, reviewers: np.ndarray) -> np.ndarray:
+    """The reviewer of each entry ``_field_codes`` keeps: an interval field drops its missing values."""
+    return reviewers if spec_field.level != "interval" else reviewers[~np.isnan(values)]
 
 
 def _agreement_summary(counts: np.ndarray, spec_field: FieldSpec, value_domain: list, spec: StudySpec) -> dict:
