@@ -18,6 +18,7 @@ from .stats.agreement_family import agreement_family
 from .stats.cluster_robust import DEFAULT_MIN_REVIEWERS, check_min_reviewers, cluster_rate
 from .stats.cluster_robust import design_effect as cluster_design_effect
 from .stats.clustered import HitsTrials, deference_effect, narrative_increment
+from .stats.decision_quality import block_rates, confusion, seconds_per_decision
 from .stats.intervals import Estimate, check_confidence, difference, finite_or_none, proportion
 from .stats.reliance import UNKNOWN, reliance_events, reliance_metrics, uptake_split
 from .stats.rubber_stamp import reviewer_indicators
@@ -162,6 +163,11 @@ def study_metrics(data: LabelData, spec: StudySpec, progress: Progress | None = 
         arm_out["agreement"] = inter_rater_agreement(data, spec, basis.arm_masks[arm.id], basis.item_index, item_ai)
     timings["agreement_seconds"] = time.perf_counter() - step
 
+    step = time.perf_counter()
+    for arm, arm_out in zip(spec.arms, arms_out, strict=True):
+        arm_out["decision_quality"] = arm_decision_quality(data, spec, basis, arm)
+    timings["decision_quality_seconds"] = time.perf_counter() - step
+
     report(88, "Rubber-stamp indicators")
     step = time.perf_counter()
     reviewer_rows = reviewer_indicator_rows(data, spec, basis)
@@ -176,6 +182,7 @@ def study_metrics(data: LabelData, spec: StudySpec, progress: Progress | None = 
         "n_items_ai_right": len(np.unique(basis.item_index[basis.splits["ai_right"]])),
         "n_items_ai_wrong": len(np.unique(basis.item_index[basis.splits["ai_wrong"]])),
         "decision_field": spec.decision.name,
+        "block_value": spec.decision.block_value,
         "arms": arms_out,
         "narrative_increment": increment,
         "reviewers": reviewer_rows,
@@ -381,6 +388,48 @@ def _contrast(spec: StudySpec, first: HitsTrials, second: HitsTrials, cluster: C
     )
     estimate = cluster(first, second, **spec.bootstrap, min_reviewers=spec.min_reviewers)
     return {"newcombe": naive.as_dict(), "cluster": estimate.as_dict()}
+
+
+# --- Decision quality ----------------------------------------------------------------------
+
+
+def arm_decision_quality(data: LabelData, spec: StudySpec, basis: LabelBasis, arm: ArmSpec) -> dict:
+    """Decision quality of one arm against gold labels and probes (docs/design.md, "Decision
+    quality"; stats/decision_quality.py): catch rate, block precision and false-block rate per
+    split with reviewer-cluster intervals, the gold x decision confusion matrix, and the median
+    seconds per decision beside them. Without a block value in the schema only the seconds."""
+    mask = basis.arm_masks[arm.id]
+    decision = spec.decision
+    out: dict = {
+        "block_value": decision.block_value,
+        "seconds_per_decision": seconds_per_decision(data.seconds[mask], data.decision[mask] >= 0),
+    }
+    if decision.block_value is None or decision.block_value not in decision.choices:
+        return out
+    block = decision.choices.index(decision.block_value)
+    gold = data.gold.astype(np.int64)
+    codes = data.decision.astype(np.int64)
+    with_gold = mask & (gold >= 0) & (codes >= 0)
+    out["values"] = list(decision.choices)
+    out["n_labels"] = int(with_gold.sum())
+    out["n_probe_labels"] = int((with_gold & data.is_probe.astype(bool)).sum())
+    out["confusion"] = confusion(codes[mask], gold[mask], block, len(decision.choices))
+    rates: dict = {name: {} for name in ("catch_rate", "block_precision", "false_block_rate")}
+    for split in SPLITS:
+        rows = mask & basis.splits[split]
+        by_split = block_rates(
+            codes[rows],
+            gold[rows],
+            basis.reviewer_index[rows],
+            block,
+            n_reviewers=len(basis.reviewers),
+            confidence=spec.confidence,
+            min_reviewers=spec.min_reviewers,
+        )
+        for name, estimate in by_split.items():
+            rates[name][split] = estimate
+    out.update(rates)
+    return out
 
 
 # --- Inter-rater agreement ----------------------------------------------------------------

@@ -43,6 +43,7 @@ def study_spec(study: Study) -> StudySpec:
             level=f["type"],
             choices=tuple(f.get("choices", ())),
             is_decision=bool(f.get("decision")),
+            block_value=f.get("block_value") if f.get("decision") else None,
         )
         for f in study.label_schema["fields"]
     )

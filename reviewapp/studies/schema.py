@@ -5,7 +5,8 @@ A study's label schema is JSON::
     {
       "fields": [
         {"name": "decision", "type": "nominal", "choices": ["approve", "reject"],
-         "decision": true, "label": "Should the agent's action be approved?"},
+         "decision": true, "block_value": "reject",
+         "label": "Should the agent's action be approved?"},
         {"name": "severity", "type": "ordinal", "choices": ["none", "low", "high"]},
         {"name": "clarity", "type": "interval", "min": 1, "max": 7}
       ],
@@ -16,6 +17,10 @@ A study's label schema is JSON::
 Exactly one field is the *decision*: the one the AI recommends on, and the one the
 deference metrics compare. Its type is the level of measurement passed to
 Krippendorff's alpha, so it is always explicit.
+
+The decision field may name the choice that blocks the agent's action (``"block_value"``):
+the decision-quality metrics (catch rate, block precision, false-block rate) count that
+answer as a block and every other answer as letting the action go ahead.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ DEFAULT_LABEL_SCHEMA: dict[str, Any] = {
             "type": "nominal",
             "choices": ["approve", "reject"],
             "decision": True,
+            "block_value": "reject",
             "label": "Should the agent's proposed action go ahead?",
         }
     ],
@@ -88,6 +94,8 @@ def schema_errors(schema: Any) -> list[str]:
             errors.extend(_range_errors(field, where))
         if field.get("decision") is True:
             decisions += 1
+        if "block_value" in field:
+            errors.extend(_block_value_errors(field, where))
     if decisions != 1:
         errors.append(f'Exactly one field must have "decision": true; found {decisions}.')
     return errors
@@ -103,6 +111,26 @@ def _choice_errors(choices: Any, where: str) -> list[str]:
     if len(set(choices)) != len(choices):
         return [f"{where}.choices has duplicates."]
     return []
+
+
+def _block_value_errors(field: dict, where: str) -> list[str]:
+    """The "block_value" names the decision answer that blocks the action: only on the decision
+    field, only with choices, and one of them exactly."""
+    value = field["block_value"]
+    if field.get("decision") is not True:
+        return [f'{where}.block_value: only the decision field (the one with "decision": true) can mark a block value.']
+    choices = field.get("choices")
+    if field.get("type") not in ("nominal", "ordinal") or not isinstance(choices, list):
+        return [f"{where}.block_value needs a nominal or ordinal decision field with choices."]
+    if not isinstance(value, str) or value not in choices:
+        listed = ", ".join(repr(c) for c in choices if isinstance(c, str))
+        return [f"{where}.block_value {value!r} is not one of the field's choices ({listed})."]
+    return []
+
+
+def block_value(schema: dict) -> str | None:
+    """The decision answer that blocks the agent's action, or None when the schema marks none."""
+    return decision_field(schema).get("block_value")
 
 
 def _range_errors(field: dict, where: str) -> list[str]:
