@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from reviewapp.jobs import JobProgress, job_enqueue_on_commit, job_finish
 from reviewapp.studies.models import AuditEvent, Study
 
+from .allocation import allocation_record
 from .compute import ArmSpec, FieldSpec, StudySpec, study_metrics
 from .loading import data_watermark, labels_load
 from .models import MetricRun
@@ -55,7 +56,11 @@ def study_spec(study: Study) -> StudySpec:
         # Bootstrap resamples drawn from the study's seed: the same data gives the same intervals.
         seed=study.seed % 2**32,
         n_resamples=N_RESAMPLES,
-        confidence=CONFIDENCE,
+        # Randomization inference re-runs the study's own allocation (metrics/effects.py).
+        allocation=allocation_record(study),
+        # The study's own analysis settings (issue 15); CONFIDENCE is the default they start from.
+        confidence=study.confidence_level,
+        min_reviewers=study.min_reviewers_for_interval,
     )
 
 

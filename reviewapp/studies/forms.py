@@ -58,6 +58,20 @@ class StudyForm(forms.ModelForm):
         help_text="0 to 1; e.g. 0.25 warns when one person gave over a quarter of an arm's labels.",
     )
 
+    confidence_level = forms.FloatField(
+        required=False,
+        label="Confidence level of every interval",
+        help_text="Strictly between 0 and 1, e.g. 0.95 for 95% intervals (0.9 and 0.99 are common too).",
+    )
+    min_reviewers_for_interval = forms.IntegerField(
+        required=False,
+        min_value=2,
+        max_value=1000,
+        label="Minimum reviewers per arm for an interval",
+        help_text="Below this, an arm's rates and contrasts show no interval, only “too few reviewers (n) for an "
+        "interval”: with fewer reviewers, intervals over reviewers do not hold (Cameron & Miller 2015). Default 5.",
+    )
+
     class Meta:
         model = Study
         fields = [
@@ -77,6 +91,8 @@ class StudyForm(forms.ModelForm):
             "hide_item_titles",
             "reviewer_quota",
             "reviewer_share_warning",
+            "confidence_level",
+            "min_reviewers_for_interval",
         ]
         widgets = {"instructions": forms.Textarea(attrs={"rows": 6})}
         labels = {"hide_item_titles": "Hide item titles from reviewers"}
@@ -103,6 +119,21 @@ class StudyForm(forms.ModelForm):
         # Left empty (or not sent): keep what the study has.
         value = self.cleaned_data.get("reviewer_share_warning")
         return self.instance.reviewer_share_warning if value is None else value
+
+    def clean_confidence_level(self):
+        value = self.cleaned_data.get("confidence_level")
+        if value is None:  # left empty (or not sent): keep what the study has
+            return self.instance.confidence_level
+        # 1 would ask for infinitely wide intervals (it came out as NaN); 0 for none at all.
+        if not 0 < value < 1:
+            raise forms.ValidationError(
+                "The confidence level must be strictly between 0 and 1, e.g. 0.95 for 95% intervals."
+            )
+        return value
+
+    def clean_min_reviewers_for_interval(self):
+        value = self.cleaned_data.get("min_reviewers_for_interval")
+        return self.instance.min_reviewers_for_interval if value is None else value
 
     def clean_item_order(self):
         return self.cleaned_data.get("item_order") or self.instance.item_order

@@ -67,6 +67,11 @@ class Study(models.Model):
     reviewer_share_warning = models.FloatField(default=0.25, db_default=0.25)
     # Titles can lead the answer ("Agent deletes prod DB"): hidden, reviewers see only "Item N".
     hide_item_titles = models.BooleanField(default=False, db_default=False)
+    # Analysis settings (reviewapp/metrics): every interval is at this confidence level, and an
+    # arm with fewer reviewers than the minimum gets no reviewer-cluster interval, only the
+    # reason (the few-cluster guard; the default of 5 is justified in stats/cluster_robust.py).
+    confidence_level = models.FloatField(default=0.95, db_default=0.95)
+    min_reviewers_for_interval = models.PositiveSmallIntegerField(default=5, db_default=5)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     # Researchers who configure the study and see its results. Superusers see every study.
     researchers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="researched_studies")
@@ -85,6 +90,13 @@ class Study(models.Model):
             models.CheckConstraint(
                 condition=Q(reviewer_share_warning__gt=0, reviewer_share_warning__lte=1),
                 name="study_reviewer_share_warning_0_1",
+            ),
+            # Strictly inside (0, 1): a confidence of 1 asks for infinitely wide intervals.
+            models.CheckConstraint(
+                condition=Q(confidence_level__gt=0, confidence_level__lt=1), name="study_confidence_level_0_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(min_reviewers_for_interval__gte=2), name="study_min_reviewers_for_interval_at_least_2"
             ),
         ]
 

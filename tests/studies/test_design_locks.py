@@ -46,6 +46,8 @@ def admin_change_form(study: Study, **overrides) -> dict:
         "seed": study.seed,
         "item_order": study.item_order,
         "reviewer_share_warning": study.reviewer_share_warning,
+        "confidence_level": study.confidence_level,
+        "min_reviewers_for_interval": study.min_reviewers_for_interval,
         "arms-TOTAL_FORMS": "0",
         "arms-INITIAL_FORMS": "0",
         "arms-MIN_NUM_FORMS": "0",
