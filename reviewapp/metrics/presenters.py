@@ -144,6 +144,8 @@ def metrics_view(result: dict, reviewer_names: dict[int, str]) -> dict:
         "uptake": uptake_rows(result),
         "uptake_note": UNKNOWN_NOTE,
         "flagged": flagged,
+        # The kappa family on every field and decision quality (agreement_presenters.py).
+        "family": _agreement_context(result),
         "n_labels": result["n_labels"],
         "n_reviewers": result["n_reviewers"],
         "n_items": result["n_items"],
@@ -152,6 +154,13 @@ def metrics_view(result: dict, reviewer_names: dict[int, str]) -> dict:
         "n_resamples": result["parameters"]["n_resamples"],
         "decision_field": result["decision_field"],
     }
+
+
+def _agreement_context(result: dict) -> dict:
+    # Imported here: agreement_presenters formats with this module's functions.
+    from .agreement_presenters import agreement_context
+
+    return agreement_context(result)
 
 
 def _indicator_value(indicator: dict) -> str:

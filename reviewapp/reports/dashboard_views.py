@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from reviewapp.ingest.tallies import item_counts
 from reviewapp.metrics import services as metrics_services
+from reviewapp.metrics.agreement_presenters import agreement_context
 from reviewapp.metrics.models import MetricRun
 from reviewapp.metrics.presenters import UNKNOWN_NOTE, uptake_rows
 from reviewapp.queue import tallies
@@ -194,6 +195,8 @@ def metrics_charts(study: Study, latest: MetricRun, rows: list, n_labels: int) -
             chart_id="chart-agreement",
         ),
     }
+    # The kappa family on every field and decision quality, as on the study page.
+    context["family"] = agreement_context(result)
     uptake = presenters.uptake_panels(result)
     context["uptake_rows"] = uptake_rows(result)
     context["uptake_note"] = UNKNOWN_NOTE
