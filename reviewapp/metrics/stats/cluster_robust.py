@@ -204,3 +204,45 @@ def design_effect(hits, trials, *, min_reviewers: int = DEFAULT_MIN_REVIEWERS) -
     if deff < 1.0:
         return 1.0, f"estimated {deff:.2f}, below 1: no excess variance between reviewers, shown as 1"
     return float(deff), None
+
+
+DIFFERENCE_METHOD = "reviewer-cluster MOVER (Wilson, CR2 design effect, Bell-McCaffrey t)"
+
+
+def cluster_difference(
+    first, second, *, confidence: float = 0.95, min_reviewers: int = DEFAULT_MIN_REVIEWERS
+) -> ClusterEstimate:
+    """rate(first) - rate(second) of two independent arms, each (hits, trials) per reviewer,
+    with an interval over reviewers.
+
+    The interval is the MOVER ("method of variance estimates recovery", Zou & Donner 2008,
+    "Construction of confidence limits about effect measures: a general approach", Stat Med
+    27:1693) applied to each arm's ``cluster_rate`` interval: with (l1, u1) and (l2, u2) the
+    arms' limits, L = d - sqrt((p1 - l1)^2 + (u2 - p2)^2), U = d + sqrt((u1 - p1)^2 + (p2 - l2)^2).
+    With label-level Wilson limits this is Newcombe's hybrid score interval (Newcombe 1998,
+    method 10, ``intervals.newcombe_interval``), so the naive and the clustered difference are
+    built alike and differ only in what each arm's interval allows for. It replaces the
+    percentile cluster bootstrap, which covered the true difference in only 88% of simulated
+    studies at 5 reviewers an arm and 91% at 10 and 20 (ICC 0.1; tests/metrics/test_coverage.py
+    has the MOVER's figures). Each arm's interval has positive width, so the difference's
+    has too, also when every reviewer has the same rate.
+
+    ``n`` is the number of labels of both arms, ``n_reviewers`` the fewer of the two arms'.
+    Undefined without labels in an arm; below ``min_reviewers`` in either arm, the value stands
+    without an interval and ``note`` says why.
+    """
+    confidence = check_confidence(confidence)
+    min_reviewers = check_min_reviewers(min_reviewers)
+    arms = [reviewer_counts(*first, "first hits"), reviewer_counts(*second, "second hits")]
+    total = int(sum(trials.sum() for _, trials in arms))
+    fewest = min(int(trials.size) for _, trials in arms)
+    if fewest == 0:
+        return ClusterEstimate(None, None, None, total, DIFFERENCE_METHOD, 0, "no labels in an arm")
+    if fewest < min_reviewers:
+        value = arms[0][0].sum() / arms[0][1].sum() - arms[1][0].sum() / arms[1][1].sum()
+        return ClusterEstimate(float(value), None, None, total, DIFFERENCE_METHOD, fewest, too_few_note(fewest))
+    one, two = (cluster_rate(h, t, confidence=confidence, min_reviewers=min_reviewers) for h, t in arms)
+    value = one.value - two.value
+    low = value - math.hypot(one.value - one.low, two.high - two.value)
+    high = value + math.hypot(one.high - one.value, two.value - two.low)
+    return ClusterEstimate(float(value), finite_or_none(low), finite_or_none(high), total, DIFFERENCE_METHOD, fewest)

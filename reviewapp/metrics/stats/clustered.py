@@ -1,4 +1,12 @@
-"""Intervals for rates whose labels cluster by reviewer: a cluster bootstrap over reviewers.
+"""Intervals for contrasts of rates whose labels cluster by reviewer: the deference effect and
+the narrative increment (a small-sample interval over reviewers, ``cluster_robust``), and a
+cluster bootstrap over reviewers for general weighted contrasts.
+
+Since issue 15 the two named contrasts use ``cluster_robust.cluster_difference``: the percentile
+bootstrap below covered a true difference in only 88-91% of simulated studies with 5 to 20
+reviewers an arm (ICC 0.1), where the small-sample interval holds 95% (tests/metrics/
+test_coverage.py). The bootstrap stays for contrasts of several arms with weights, behind the
+same few-cluster guard. What follows is its rationale.
 
 A reviewer's labels are not independent: one reviewer approves nearly everything, another
 reads every rationale. Treating 150 labels of one reviewer as 150 independent observations
@@ -29,6 +37,7 @@ from .cluster_robust import (
     DEFAULT_MIN_REVIEWERS,
     ClusterEstimate,
     check_min_reviewers,
+    cluster_difference,
     reviewer_counts,
     too_few_note,
 )
@@ -148,15 +157,26 @@ def cluster_bootstrap_contrast(
     return ClusterEstimate(finite_or_none(value), low, high, total, method, fewest)
 
 
+def _difference(first: HitsTrials, second: HitsTrials, options: dict) -> ClusterEstimate:
+    # The bootstrap's options (n_resamples, seed) are accepted so that callers can pass one set
+    # of options to every interval of a run; the difference's interval draws nothing.
+    options.pop("n_resamples", None)
+    options.pop("seed", None)
+    return cluster_difference(first, second, **options)
+
+
 def deference_effect(arm: HitsTrials, control: HitsTrials, **options) -> ClusterEstimate:
     """Deference effect: P(final = AI | arm) - P(label = AI | control) (docs/design.md,
     "Reliance and deference").
 
     The control arm's agreement with the hidden recommendation is the baseline: how often
     reviewers reach the AI's answer without seeing it (Yin, Wortman Vaughan & Wallach,
-    CHI 2019, agreement fraction). Options go to ``cluster_bootstrap_contrast``.
+    CHI 2019, agreement fraction). The interval over reviewers is
+    ``cluster_robust.cluster_difference`` (MOVER on each arm's small-sample cluster interval;
+    it replaced this module's percentile bootstrap, which under-covered with few reviewers).
+    Options: ``confidence``, ``min_reviewers``.
     """
-    return cluster_bootstrap_contrast((arm, control), (1.0, -1.0), **options)
+    return _difference(arm, control, options)
 
 
 def narrative_increment(
@@ -165,13 +185,13 @@ def narrative_increment(
     """Narrative increment: Δ_rationale - Δ_recommendation (docs/design.md, "Reliance and deference").
 
     (r_rationale - r_control) - (r_recommendation - r_control) = r_rationale - r_recommendation:
-    the control rate cancels, in the estimate and in every bootstrap resample (the arms are
-    resampled independently, so the control's resampled rate enters both differences
-    identically). ``control`` is accepted so that call sites read like the definition, and
-    is not used. Options go to ``cluster_bootstrap_contrast``.
+    the control rate cancels, in the estimate and in its uncertainty (the arms are independent
+    groups of reviewers, so the control's sampling error enters both differences identically).
+    ``control`` is accepted so that call sites read like the definition, and is not used. The
+    interval is ``deference_effect``'s; options as there.
     """
     del control  # cancels exactly; see the docstring
-    return cluster_bootstrap_contrast((rationale, recommendation), (1.0, -1.0), **options)
+    return _difference(rationale, recommendation, options)
 
 
 def design_effect(
