@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .effects import study_effects
 from .stats.agreement import agreement_summary, value_counts
 from .stats.agreement_family import agreement_family
 from .stats.cluster_robust import DEFAULT_MIN_REVIEWERS, check_min_reviewers, cluster_rate
@@ -20,6 +21,7 @@ from .stats.cluster_robust import design_effect as cluster_design_effect
 from .stats.clustered import HitsTrials, deference_effect, narrative_increment
 from .stats.decision_quality import block_rates, confusion, seconds_per_decision
 from .stats.intervals import Estimate, check_confidence, difference, finite_or_none, proportion
+from .stats.randomization_inference import N_RERANDOMIZATIONS, AllocationRecord
 from .stats.reliance import UNKNOWN, reliance_events, reliance_metrics, uptake_split
 from .stats.rubber_stamp import reviewer_indicators
 
@@ -101,6 +103,10 @@ class StudySpec:
     seed: int = 0
     n_resamples: int = 1000
     confidence: float = 0.95
+    # Randomization inference (effects.py): the app's allocation record (None: not available)
+    # and how many times to re-run it.
+    allocation: AllocationRecord | None = None
+    n_rerandomizations: int = N_RERANDOMIZATIONS
     # The few-cluster guard (stats/cluster_robust.py): below this many reviewers in an arm, no
     # reviewer-cluster interval, only the reason.
     min_reviewers: int = DEFAULT_MIN_REVIEWERS
@@ -173,6 +179,10 @@ def study_metrics(data: LabelData, spec: StudySpec, progress: Progress | None = 
     reviewer_rows = reviewer_indicator_rows(data, spec, basis)
     timings["rubber_stamp_seconds"] = time.perf_counter() - step
     sensitivity = sensitivity_without_flagged(spec, basis, reviewer_rows, arms_out, increment)
+    report(94, "Effect model and randomization inference")
+    step = time.perf_counter()
+    effects = study_effects(data, spec, basis)
+    timings["effects_seconds"] = time.perf_counter() - step
     timings["compute_seconds"] = time.perf_counter() - started
 
     return {
@@ -187,6 +197,8 @@ def study_metrics(data: LabelData, spec: StudySpec, progress: Progress | None = 
         "narrative_increment": increment,
         "reviewers": reviewer_rows,
         "flagged_reviewers": sum(1 for row in reviewer_rows if row["flagged"]),
+        # Effect model and randomization p-values per contrast and split (effects.py).
+        "effects": effects,
         "sensitivity": sensitivity,
         "parameters": spec.parameters(),
         "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
