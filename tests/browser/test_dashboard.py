@@ -16,6 +16,12 @@ def first_reviewer(page) -> str:
     return page.locator("#reviewer-table tbody tr").first.get_attribute("data-reviewer")
 
 
+def stamps(study) -> set[str]:
+    """The simulation's two rubber stamps: the first two reviewers allocated to the rationale arm."""
+    enrolments = study.enrolments.filter(arm__shows_ai_rationale=True).order_by("sequence", "id")
+    return {e.reviewer.username for e in enrolments.select_related("reviewer")[:2]}
+
+
 class TestDashboardInTheBrowser:
     def test_a_researcher_reads_the_charts_sorts_reviewers_and_opens_one(self, live_server, page_factory):
         # 24 simulated reviewers through the real queue (two rubber stamps), metrics computed.
@@ -40,9 +46,14 @@ class TestDashboardInTheBrowser:
         rows = page.locator("svg#chart-effects text.dash-row-label")
         assert rows.filter(has_text="narrative increment").count() == 3  # one per split
         assert "%" in page.text_content("#deference-table")
-        assert page.locator("svg#chart-dwell g.dash-mark circle.dash-ring").count() == 2  # the two rubber stamps
         assert page.locator("#reviewer-table tbody tr").count() == 24
-        assert page.locator("#reviewer-table tr.dash-flagged").count() == 2
+        # The two rubber stamps are flagged and ringed on the dwell chart. Which items each
+        # simulated reviewer meets follows the shuffle (item ids), so a careful reviewer is
+        # now and then flagged too on this synthetic data: a few, never most.
+        flagged = page.locator("#reviewer-table tr.dash-flagged")
+        assert {flagged.nth(i).get_attribute("data-reviewer") for i in range(flagged.count())} >= stamps(study)
+        assert 2 <= flagged.count() <= 4
+        assert page.locator("svg#chart-dwell g.dash-mark circle.dash-ring").count() == flagged.count()
         screenshot(page, "dashboard")
 
         # Sorting swaps the table in place (htmx), keeps the page, and puts the sort in the URL.
