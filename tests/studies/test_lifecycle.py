@@ -133,3 +133,14 @@ class TestClosedAndArchivedStudies:
         client.force_login(researcher)
         response = client.post("/studies/refunds/upload/", {}, follow=True)
         assert "is closed; it accepts no new items" in response.content.decode()
+
+    @pytest.mark.parametrize(("status", "offered"), [("paused", True), ("closed", False), ("archived", False)])
+    def test_the_study_page_offers_uploads_and_tokens_only_while_items_are_taken(
+        self, client, study, researcher, status, offered
+    ):
+        Study.objects.filter(pk=study.pk).update(status=status)
+        client.force_login(researcher)
+        page = client.get("/studies/refunds/").content.decode()
+        assert ('action="/studies/refunds/upload/"' in page) is offered
+        assert ("Create ingest token" in page) is offered
+        assert ("it takes no new transcripts" in page) is not offered
