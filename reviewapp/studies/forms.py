@@ -26,7 +26,8 @@ class StudyForm(forms.ModelForm):
     label_schema = PrettyJSONField(
         widget=forms.Textarea(attrs={"rows": 14, "class": "mono"}),
         help_text='Fields of type nominal / ordinal (with "choices") or interval (with "min", "max"); exactly one '
-        'has "decision": true. Optional "confidence": true and "comment": true.',
+        'has "decision": true, and it may name the answer that blocks the action ("block_value": "reject"), which '
+        'the decision-quality metrics need. Optional "confidence": true and "comment": true.',
     )
     flag_thresholds = PrettyJSONField(
         widget=forms.Textarea(attrs={"rows": 8, "class": "mono"}),

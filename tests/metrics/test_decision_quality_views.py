@@ -9,6 +9,8 @@ Cohen's kappa of the two control reviewers: p_a 2/4, p_e .25 x .75 + .75 x .25 =
 
 from __future__ import annotations
 
+import pytest
+
 from reviewapp.jobs import job_run
 from reviewapp.metrics import services
 from reviewapp.metrics.agreement_presenters import BLOCK_MESSAGE, agreement_context
@@ -54,7 +56,7 @@ class TestDecisionQualityPages:
         page = client.get("/studies/refunds/dashboard/").content.decode()
         assert page.count('class="table dash-data confusion-matrix"') == 2  # control and rationale have labels
         assert 'id="decision-quality-table"' in page and 'id="agreement-family-table"' in page
-        assert "reject <span class=\"muted\">(block)</span>" in page
+        assert 'reject <span class="muted">(block)</span>' in page
 
     def test_without_a_block_value_it_asks_for_one_instead_of_numbers(self, client, study, researcher):
         schema = dict(study.label_schema)
@@ -87,3 +89,25 @@ class TestDecisionQualityPages:
         # And the export leaves the new rows out rather than failing.
         rows = agreement_rows(study="refunds", run_id=run.pk, computed_at="", result=run.result)
         assert not any(row[3] in ("catch_rate", "fleiss_kappa") for row in rows)
+
+    def test_the_agreement_export_has_their_rows(self, labelled):
+        run = compute(labelled)
+        rows = agreement_rows(study="refunds", run_id=run.pk, computed_at="", result=run.result)
+        by_key = {(row[1], row[3], row[5]): row for row in rows}
+
+        def numbers(arm, metric, split="all"):
+            row = by_key[(arm, metric, split)]
+            return row[6], row[7]  # n, estimate
+
+        assert numbers("control", "catch_rate") == (4, 0.75)
+        assert numbers("control", "block_precision") == (4, 0.75)
+        assert numbers("control", "false_block_rate") == (4, 0.25)
+        assert numbers("rationale", "catch_rate") == (4, 0.25)
+        assert numbers("control", "blocks_caught") == (8, 3) and numbers("control", "false_blocks") == (8, 1)
+        assert numbers("control", "seconds_per_decision")[0] == 8
+        assert numbers("control", "cohen_kappa")[1] == pytest.approx(0.2)
+        assert numbers("control", "scott_pi")[1] == pytest.approx(0.0)
+        # The rationale arm's reviewers give "approve" on three items of four each: Fleiss' kappa exists.
+        assert ("rationale", "fleiss_kappa", "all") in by_key
+        # A nominal decision field has no weighted rows.
+        assert not any(row[3].endswith(("_linear", "_quadratic")) for row in rows)

@@ -186,7 +186,10 @@ class TestExportReports:
         # control 12 rows; recommendation (no labels, undefined estimates) 12 + 6 effects + 8
         # uptake of the recommendation; rationale 18 + 8 uptake rows each for the rationale and
         # the recommendation; the narrative increment 6.
-        assert len(rows) == 12 + (18 + 8) + (18 + 16) + 6
+        # The kappa family on the decision field: Fleiss and Brennan-Prediger per arm, Cohen and
+        # Scott in the two arms with exactly two reviewers; decision quality per arm: three rates
+        # in three splits, four block / allow counts and the seconds per decision.
+        assert len(rows) == 12 + (18 + 8) + (18 + 16) + 6 + (4 + 2 + 4) + 3 * (9 + 4 + 1)
         assert {(r["study"], r["field"], r["run_id"]) for r in rows} == {("refunds", "decision", str(run.pk))}
         assert {r["computed_at"] for r in rows} == {exports.iso_utc(run.finished_at)}
 
