@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .effects_presenters import effects_view
+
 INDICATOR_NAMES = {
     "probe_agree": "agreed with planted errors",
     "discrimination_gap": "agree gap, AI right vs wrong",
@@ -18,8 +20,29 @@ def _formatted(estimate: dict | None, value, bound) -> str:
     if not estimate or estimate.get("value") is None:
         return "—"
     if estimate.get("low") is None:
-        return value(estimate["value"])
+        # An estimate over reviewers says why it has no interval ("too few reviewers (2) for an
+        # interval"): a bare value would read as an interval of no width.
+        note = estimate.get("note")
+        return f"{value(estimate['value'])} ({note})" if note else value(estimate["value"])
     return f"{value(estimate['value'])} [{bound(estimate['low'])}, {bound(estimate['high'])}]"
+
+
+def over_reviewers(estimate: dict | None) -> str:
+    """The reviewer-cluster interval of a rate shown beside its label-level value: "[52.0, 71.0]",
+    or the reason there is none; empty for a run computed before these intervals existed."""
+    if not estimate:
+        return ""
+    if estimate.get("value") is None:
+        return "—"
+    if estimate.get("low") is None:
+        return estimate.get("note") or "no interval"
+    return f"[{100 * estimate['low']:.1f}, {100 * estimate['high']:.1f}]"
+
+
+def confidence_percent(result: dict) -> str:
+    """The run's confidence level as a percentage for the text ("95", "90", "99.5")."""
+    confidence = (result.get("parameters") or {}).get("confidence", 0.95)
+    return f"{100 * confidence:.1f}".removesuffix(".0")
 
 
 def percent(estimate: dict | None) -> str:
@@ -99,6 +122,15 @@ def metrics_view(result: dict, reviewer_names: dict[int, str]) -> dict:
                 "effect": {split: points(effect[split]["cluster"]) for split in effect},
                 "effect_naive": {split: points(effect[split]["newcombe"]) for split in effect},
                 "design_effect": f"{arm['design_effect']:.1f}" if arm.get("design_effect") is not None else "—",
+                "design_effect_note": arm.get("design_effect_note"),
+                # Reviewer-cluster intervals beside the label-level ones (stats/cluster_robust.py).
+                "agreement_cluster": {
+                    split: over_reviewers(estimate)
+                    for split, estimate in arm.get("agreement_with_ai_cluster", {}).items()
+                },
+                "reliance_cluster": {
+                    name: over_reviewers(estimate) for name, estimate in arm.get("reliance_cluster", {}).items()
+                },
                 "accuracy": percent(reliance.get("accuracy")),
                 "overreliance": percent(reliance.get("overreliance")),
                 "underreliance": percent(reliance.get("underreliance")),
@@ -143,15 +175,20 @@ def metrics_view(result: dict, reviewer_names: dict[int, str]) -> dict:
         "increment": increment_view,
         "uptake": uptake_rows(result),
         "uptake_note": UNKNOWN_NOTE,
+        # The effect model and randomization p-values (effects_presenters.py); None for older runs.
+        "effects": effects_view(result),
         "flagged": flagged,
         # The kappa family on every field and decision quality (agreement_presenters.py).
         "family": _agreement_context(result),
+        "sensitivity": sensitivity_view(result),
         "n_labels": result["n_labels"],
         "n_reviewers": result["n_reviewers"],
         "n_items": result["n_items"],
         "n_items_ai_right": result["n_items_ai_right"],
         "n_items_ai_wrong": result["n_items_ai_wrong"],
         "n_resamples": result["parameters"]["n_resamples"],
+        "confidence_percent": confidence_percent(result),
+        "min_reviewers": result["parameters"].get("min_reviewers"),
         "decision_field": result["decision_field"],
     }
 
@@ -168,3 +205,47 @@ def _indicator_value(indicator: dict) -> str:
     if shrunk is None:
         return "—"
     return f"{shrunk:.2f} (raw {raw:.2f}, n={indicator['n']})" if raw is not None else f"{shrunk:.2f}"
+
+
+SPLIT_NAMES = {"all": "all items", "ai_right": "AI right", "ai_wrong": "AI wrong"}
+
+
+def _excludes_zero(estimate: dict | None) -> bool | None:
+    """Whether the interval lies wholly on one side of zero; None without an interval."""
+    if not estimate or estimate.get("low") is None or estimate.get("high") is None:
+        return None
+    return estimate["low"] > 0 or estimate["high"] < 0
+
+
+def sensitivity_view(result: dict) -> dict | None:
+    """The sensitivity view (compute.sensitivity_without_flagged): every headline effect beside
+    the same effect without the flagged reviewers, with the shift in percentage points and a
+    note where leaving them out changes whether the interval excludes zero. None for a run
+    computed before the view existed."""
+    sensitivity = result.get("sensitivity")
+    if not sensitivity:
+        return None
+    rows = []
+    for effect in sensitivity["effects"]:
+        full, without = effect["full"]["cluster"], effect["without_flagged"]["cluster"]
+        shift = None
+        if full.get("value") is not None and without.get("value") is not None:
+            shift = f"{100 * (without['value'] - full['value']):+.1f} pp"
+        before, after = _excludes_zero(full), _excludes_zero(without)
+        rows.append(
+            {
+                "effect": "Deference effect" if effect["effect"] == "deference_effect" else "Narrative increment",
+                "arm": effect["arm"],
+                "split": SPLIT_NAMES.get(effect["split"], effect["split"]),
+                "full": points(full),
+                "without": points(without),
+                "shift": shift or "—",
+                "changes": before is not None and after is not None and before != after,
+            }
+        )
+    return {
+        "rows": rows,
+        "n_excluded": sensitivity["n_excluded"],
+        "n_labels_excluded": sensitivity["n_labels_excluded"],
+        "any_change": any(row["changes"] for row in rows),
+    }

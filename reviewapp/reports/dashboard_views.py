@@ -11,7 +11,7 @@ from reviewapp.ingest.tallies import item_counts
 from reviewapp.metrics import services as metrics_services
 from reviewapp.metrics.agreement_presenters import agreement_context
 from reviewapp.metrics.models import MetricRun
-from reviewapp.metrics.presenters import UNKNOWN_NOTE, uptake_rows
+from reviewapp.metrics.presenters import UNKNOWN_NOTE, sensitivity_view, uptake_rows
 from reviewapp.queue import tallies
 from reviewapp.studies.access import researcher_required, researcher_study_or_404
 from reviewapp.studies.models import Enrolment, Study
@@ -200,6 +200,7 @@ def metrics_charts(study: Study, latest: MetricRun, rows: list, n_labels: int) -
     uptake = presenters.uptake_panels(result)
     context["uptake_rows"] = uptake_rows(result)
     context["uptake_note"] = UNKNOWN_NOTE
+    context["sensitivity"] = sensitivity_view(result)
     if uptake:
         context["uptake_chart"] = charts.dot_whisker(
             uptake,

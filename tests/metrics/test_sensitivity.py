@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from reviewapp.metrics.compute import ArmSpec, FieldSpec, LabelData, StudySpec, study_metrics
+from reviewapp.metrics.presenters import sensitivity_view
 from reviewapp.metrics.stats.clustered import deference_effect
 from reviewapp.metrics.stats.rubber_stamp import DEFAULT_THRESHOLDS
 
@@ -108,3 +109,26 @@ class TestSensitivity:
         assert result["sensitivity"]["n_excluded"] == 0 and result["sensitivity"]["n_labels_excluded"] == 0
         assert all(row["without_flagged"] == row["full"] for row in result["sensitivity"]["effects"])
         assert len(result["sensitivity"]["effects"]) == 9
+
+    def test_the_view_shows_both_columns_and_marks_a_change_of_conclusion(self):
+        result = study_metrics(study(), spec())
+        view = sensitivity_view(result)
+        assert (view["n_excluded"], view["n_labels_excluded"], len(view["rows"])) == (2, 80, 9)
+        row = next(
+            r
+            for r in view["rows"]
+            if (r["effect"], r["arm"], r["split"]) == ("Deference effect", "rationale", "all items")
+        )
+        assert row["full"].endswith("]") and row["without"].endswith("]") and row["shift"].endswith(" pp")
+        assert row["shift"].startswith("-")
+        # The rows' own verdicts before the made-up change (they depend on the interval method).
+        before = [r["changes"] for r in view["rows"][1:]]
+        # A made-up change: the full interval on one side of zero, the one without across it.
+        effect = result["sensitivity"]["effects"][0]
+        effect["full"]["cluster"] |= {"value": 0.2, "low": 0.1, "high": 0.3}
+        effect["without_flagged"]["cluster"] |= {"value": 0.05, "low": -0.05, "high": 0.15}
+        view = sensitivity_view(result)
+        assert view["rows"][0]["changes"] is True and view["any_change"] is True
+        assert [r["changes"] for r in view["rows"][1:]] == before  # positive control: the rest unchanged
+        # A run computed before the view existed: nothing to show, no error.
+        assert sensitivity_view({k: v for k, v in result.items() if k != "sensitivity"}) is None

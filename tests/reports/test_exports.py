@@ -185,11 +185,9 @@ class TestExportReports:
         by_key = {(r["arm"], r["metric"], r["split"]): r for r in rows}
         # control 12 rows; recommendation (no labels, undefined estimates) 12 + 6 effects + 8
         # uptake of the recommendation; rationale 18 + 8 uptake rows each for the rationale and
-        # the recommendation; the narrative increment 6.
-        # The kappa family on the decision field: Fleiss and Brennan-Prediger per arm, Cohen and
-        # Scott in the two arms with exactly two reviewers; decision quality per arm: three rates
-        # in three splits, four block / allow counts and the seconds per decision.
-        assert len(rows) == 12 + (18 + 8) + (18 + 16) + 6 + (4 + 2 + 4) + 3 * (9 + 4 + 1)
+        # the recommendation; the narrative increment 6; the sensitivity view 9 (two deference
+        # effects and the increment without the flagged reviewers, three splits each).
+        assert len(rows) == 12 + (18 + 8) + (18 + 16) + 6 + 9
         assert {(r["study"], r["field"], r["run_id"]) for r in rows} == {("refunds", "decision", str(run.pk))}
         assert {r["computed_at"] for r in rows} == {exports.iso_utc(run.finished_at)}
 
@@ -211,6 +209,8 @@ class TestExportReports:
         # Deference effect = 0.875 - 0.5 (Newcombe: 16 labels); AI wrong 0.75 - 0.25.
         assert numbers("rationale", "deference_effect_naive") == ("16", "0.375", "newcombe")
         assert numbers("rationale", "deference_effect", "ai_wrong")[:2] == ("8", "0.5")
+        # Nobody is flagged (4 labels each, under the minimum): the sensitivity rows repeat the effect.
+        assert numbers("rationale", "deference_effect_without_flagged") == numbers("rationale", "deference_effect")
         assert "cluster bootstrap" in numbers("rationale", "deference_effect")[2]
         # The control arm is the baseline: no effect rows; every estimate lies in its interval.
         assert ("control", "deference_effect", "all") not in by_key

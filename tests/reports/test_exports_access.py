@@ -106,7 +106,7 @@ class TestExportAccess:
         assert events == [
             ("export.items", researcher, {"format": "csv", "mode": "stream", "rows": 4}),
             ("export.items", researcher, {"format": "jsonl", "mode": "stream", "rows": 4}),
-            ("export.agreement", researcher, {"format": "csv", "mode": "stream", "rows": 78, "run": run.pk}),
+            ("export.agreement", researcher, {"format": "csv", "mode": "stream", "rows": 87, "run": run.pk}),
             ("export.reviewers", researcher, {"format": "json", "mode": "stream", "rows": 4, "run": run.pk}),
             ("export.labels", researcher, {"format": "csv", "mode": "job", "rows": 16, "job": new_job.pk}),
             ("export.labels", researcher, {"format": "csv", "mode": "download", "rows": 0, "job": job.pk, "bytes": 0}),
