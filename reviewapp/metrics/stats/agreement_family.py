@@ -38,6 +38,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
+from .agreement import _patterns
 from .intervals import finite_or_none
 
 WEIGHTINGS = ("identity", "linear", "quadratic")
@@ -130,11 +131,14 @@ def multi_rater(counts: np.ndarray, weights: np.ndarray, *, weighting: str = "id
         raise ValueError("counts must be a (units, categories) matrix of non-negative counts.")
     q = counts.shape[1]
     w = _weights(weights, q)
-    r_all = counts.sum(axis=1)
-    rated, r = counts[r_all >= 1], r_all[r_all >= 1]
-    n = len(rated)
+    # Every term below depends on a unit only through its count row: work on the distinct rows
+    # weighted by how many units have each (a review field has a few dozen), not on every unit.
+    rated, frequency = _patterns(counts.astype(np.int64))
+    rated, frequency = rated.astype(np.float64), frequency.astype(np.float64)
+    r = rated.sum(axis=1)
+    n = int(frequency.sum())
     pairable = r >= 2
-    n2 = int(pairable.sum())
+    n2 = int(frequency[pairable].sum())
     out = {}
     if n2 == 0 or q < 1:
         for name in MULTI:
@@ -143,10 +147,10 @@ def multi_rater(counts: np.ndarray, weights: np.ndarray, *, weighting: str = "id
     weighted = rated @ w.T  # r*_ik
     denominator = np.where(pairable, r * (r - 1), 1.0)
     pa_i = np.where(pairable, (rated * (weighted - 1)).sum(axis=1) / denominator, 0.0)
-    pa = float(pa_i[pairable].mean())
-    pi = (rated / r[:, None]).mean(axis=0)
-    total_weight = float(w.sum())
+    pa = float((frequency * pa_i).sum() / n2)
     shares = rated / r[:, None]
+    pi = frequency @ shares / n
+    total_weight = float(w.sum())
 
     def coefficient(pe: float, pe_i: np.ndarray | None) -> tuple[float | None, float | None]:
         if 1 - pe <= 1e-12:
@@ -157,7 +161,7 @@ def multi_rater(counts: np.ndarray, weights: np.ndarray, *, weighting: str = "id
         kappa_i = (n / n2) * (pa_i - pe * pairable) / (1 - pe)
         if pe_i is not None:
             kappa_i = kappa_i - 2 * (1 - value) * (pe_i - pe) / (1 - pe)
-        variance = float(((kappa_i - value) ** 2).sum() / (n * (n - 1)))
+        variance = float((frequency * (kappa_i - value) ** 2).sum() / (n * (n - 1)))
         return value, float(np.sqrt(variance))
 
     chance = {"percent_agreement": (0.0, None), "brennan_prediger": (total_weight / q**2, None)}
