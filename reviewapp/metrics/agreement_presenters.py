@@ -76,7 +76,8 @@ def family_rows(result: dict) -> list[dict]:
 def _rate(estimate: dict | None) -> dict:
     """A rate with its reviewer-cluster interval, or the reason there is none."""
     estimate = estimate or {}
-    return {"text": percent(estimate), "n": estimate.get("n"), "note": estimate.get("note")}
+    # percent() already says why there is no interval ("too few reviewers (2) for an interval").
+    return {"text": percent(estimate), "n": estimate.get("n")}
 
 
 def _seconds(value: float | None) -> str:

@@ -182,6 +182,16 @@ class TestAgreementFamily:
         mixed = multi_rater(np.array([[3, 0], [1, 1], [0, 2]]), np.eye(2))
         assert mixed["fleiss_kappa"]["value"] is not None
 
+    def test_it_never_gives_a_zero_width_interval(self):
+        # The first coder says "a" on every unit: Cohen's kappa is 0 and its linearised variance
+        # vanishes; an interval [0, 0] would claim certainty from four items.
+        constant = two_rater(np.array([[3, 1], [0, 0]]), np.eye(2))["cohen_kappa"]
+        assert constant["value"] == 0.0 and constant["low"] is None and constant["high"] is None
+        assert constant["se"] is None and "not estimable" in constant["note"]
+        # Positive control: both coders varying give a standard error and an interval.
+        varying = two_rater(np.array([[2, 1], [0, 1]]), np.eye(2))["cohen_kappa"]
+        assert varying["se"] > 0 and varying["low"] < varying["value"] < varying["high"] and varying["note"] is None
+
     def test_it_refuses_bad_input(self):
         with pytest.raises(ValueError):
             multi_rater(np.array([[1, -1]]), np.eye(2))

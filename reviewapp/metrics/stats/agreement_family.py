@@ -80,11 +80,20 @@ def _interval(value: float | None, se: float | None, df: int, confidence: float)
 
 
 def _estimate(value, se, n: int, method: str, confidence: float, df: int | None = None) -> dict:
+    """The coefficient as an ``Estimate`` dict plus its standard error ``se`` and, when there is
+    no interval although there is a value, the reason in ``note``. A standard error of 0 (one
+    reviewer gave the same answer throughout, so the linearised variance vanishes) gives no
+    interval: a zero-width interval would claim a certainty four items cannot give."""
     value, se = finite_or_none(value), finite_or_none(se)
+    note = None
     if value is None:
         se = None
+    elif se is not None and se <= 1e-12:
+        se, note = None, "no variance to estimate: interval not estimable"
     low, high = _interval(value, se, n - 1 if df is None else df, confidence)
-    return {"value": value, "low": low, "high": high, "n": int(n), "method": method, "se": se}
+    if value is not None and low is None and note is None:
+        note = "too few items for an interval"
+    return {"value": value, "low": low, "high": high, "n": int(n), "method": method, "se": se, "note": note}
 
 
 def _method(name: str, weighting: str) -> str:
