@@ -71,3 +71,11 @@ class TestAgreementFamilyInAStudy:
         rationale = next(arm for arm in result["arms"] if arm["id"] == 13)
         family = rationale["agreement"]["severity"]["family"]
         assert family["n_coders"] == 3 and family["weightings"]["linear"]["cohen_kappa"] is None
+
+    def test_it_uses_the_studys_confidence(self):
+        data = synthetic_study()
+        at_90 = study_metrics(data, synthetic_spec(confidence=0.90))["arms"][1]["agreement"]["severity"]["family"]
+        at_95 = study_metrics(data, synthetic_spec(confidence=0.95))["arms"][1]["agreement"]["severity"]["family"]
+        narrow, wide = at_90["weightings"]["linear"]["fleiss_kappa"], at_95["weightings"]["linear"]["fleiss_kappa"]
+        assert narrow["value"] == wide["value"] and narrow["se"] == wide["se"]
+        assert wide["low"] < narrow["low"] < narrow["value"] < narrow["high"] < wide["high"]
