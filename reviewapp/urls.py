@@ -36,6 +36,7 @@ urlpatterns = [
     path(study + "audit/", study_views.study_audit, name="study-audit"),
     path(study + "metrics/", metrics_views.metrics_panel, name="study-metrics"),
     path(study + "metrics/run/", metrics_views.metrics_run, name="study-metrics-run"),
+    path(study + "planner/", metrics_views.study_planner, name="study-planner"),
     path("join/<str:token>/", study_views.join, name="join"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -14,7 +14,8 @@ from reviewapp.jobs import BROKER_DOWN_NOTE, waiting_for_broker
 from reviewapp.studies.access import researcher_required, researcher_study_or_404
 from reviewapp.studies.models import Study
 
-from . import presenters, services
+from . import planning, presenters, services
+from .stats.planner import plan
 
 
 def metrics_context(study: Study) -> dict:
@@ -66,3 +67,23 @@ def metrics_run(request: HttpRequest, slug: str) -> HttpResponse:
         return render(request, "metrics/_panel.html", {**metrics_context(study), "notice": notice})
     messages.info(request, notice)
     return redirect(reverse("study-detail", args=[study.slug]) + "#metrics")
+
+
+@researcher_required
+def study_planner(request: HttpRequest, slug: str) -> HttpResponse:
+    """The planner (stats/planner.py): power and reviewers needed, before the study starts.
+    Loaded into the study settings page by htmx (the "planner" partial), a page of its own
+    without JavaScript. A GET form: nothing is stored, and a plan can be linked."""
+    study = researcher_study_or_404(request.user, slug)
+    form = planning.PlannerForm(request.GET or None, initial=planning.initial(study))
+    result = None
+    if form.is_bound and form.is_valid():
+        result = plan(form.plan_input(study))
+    context = {
+        "study": study,
+        "form": form,
+        "plan": result,
+        "rows": planning.plan_rows(result) if result else None,
+        "confidence": planning.study_confidence(study),
+    }
+    return render(request, "metrics/planner.html#planner" if request.htmx else "metrics/planner.html", context)
