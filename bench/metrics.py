@@ -203,11 +203,13 @@ SELECT * FROM unnest(%(j)s::int[], %(user_id)s::bigint[], %(arm_id)s::bigint[], 
     AS r(j, user_id, arm_id, deference, accuracy, log_speed, evidence, rationale, rubber)
 """
 
-# The enrolment's allocation record as permuted blocks of three would leave it.
+# The enrolment's allocation record as the app leaves it: the j-th reviewer's arm is the one
+# its seeded permuted blocks give (reviewer_traits), so randomization inference re-runs the
+# allocation that was used.
 ENROLMENTS_SQL = """
 INSERT INTO {enrolment} (study_id, reviewer_id, arm_id, stratum, seed, sequence, block_index, block_position,
-                         block_size, source)
-SELECT %(study)s, r.user_id, r.arm_id, '', %(seed)s, r.j, r.j / 3, r.j %% 3, 3, 'admin'
+                         block_size, source, allocated_at)
+SELECT %(study)s, r.user_id, r.arm_id, '', %(seed)s, r.j, r.j / %(size)s, r.j %% %(size)s, %(size)s, 'admin', now()
 FROM bench_reviewer r ORDER BY r.j
 """
 
@@ -256,8 +258,11 @@ ORDER BY a.submitted_at, a.id
 
 
 def reviewer_traits(count: int, arm_ids: list[int], rng: random.Random) -> dict[str, list]:
+    from reviewapp.studies.randomization import allocate_reviewer
+
     """Per-reviewer random intercepts: deference, accuracy, speed, evidence habits."""
-    positions = [j % len(ARMS) for j in range(count)]
+    # The app's own allocation (equal weights, one stratum), as enrolments_allocate gives it.
+    positions = [allocate_reviewer([1] * len(ARMS), STUDY_SEED, "", j).arm_index for j in range(count)]
     rubber = set()
     for position in (1, 2):  # the AI arms: nobody can rubber-stamp advice they never see
         members = [j for j in range(count) if positions[j] == position]
@@ -290,6 +295,7 @@ def seed(args: argparse.Namespace, *, record: bool = True) -> dict:
     from django.db import transaction
 
     from reviewapp.studies.models import Arm, Study
+    from reviewapp.studies.randomization import BETWEEN_BLOCK_MULTIPLIER
 
     per = args.labels // args.reviewers
     choices = list(CHOICES)
@@ -334,7 +340,8 @@ def seed(args: argparse.Namespace, *, record: bool = True) -> dict:
         user_ids = [row[0] for row in found]
         plan = reviewer_traits(args.reviewers, [arm.pk for arm in arms], random.Random(STUDY_SEED))
         execute(REVIEWER_PLAN_SQL, {**plan, "user_id": user_ids})
-        execute(ENROLMENTS_SQL, {"study": study.pk, "seed": STUDY_SEED})
+        size = len(ARMS) * BETWEEN_BLOCK_MULTIPLIER
+        execute(ENROLMENTS_SQL, {"study": study.pk, "seed": STUDY_SEED, "size": size})
         execute("ANALYZE bench_reviewer")
         lap("study, arms, reviewers, enrolments")
 
@@ -483,6 +490,15 @@ def result_check(run, args: argparse.Namespace) -> list[str]:
             problems.append(f"deference effect of {role} not clearly positive: {effect}")
     if not result.get("flagged_reviewers"):
         problems.append("no reviewer flagged, though the seed has rubber stampers")
+    effects = result.get("effects") or {}
+    randomization = effects.get("randomization") or {}
+    if randomization.get("reproduced") != args.reviewers:
+        problems.append(f"the allocation was not re-run as recorded: {randomization}")
+    for row in effects.get("rows", []):
+        if row["kind"] == "deference" and row["split"] == "all":
+            ri = row.get("randomization") or {}
+            if "odds_ratio" not in row or not row["odds_ratio"]["low"] > 1 or not (ri.get("p") or 1) < 0.05:
+                problems.append(f"effect model / randomization test of {row['first']} not clearly positive: {row}")
     return problems
 
 
@@ -499,6 +515,8 @@ def headline(run) -> dict:
             "alpha": alpha.get("value"),
         }
     out["increment"] = (result.get("narrative_increment") or {}).get("all", {}).get("cluster")
+    out["effects"] = [row for row in (result.get("effects") or {}).get("rows", []) if row["split"] == "all"]
+    out["rerandomizations"] = ((result.get("effects") or {}).get("randomization") or {}).get("n_rerandomizations")
     return out
 
 
@@ -524,11 +542,22 @@ def fmt_estimate(estimate: dict | None) -> str:
     return f"{estimate['value']:+.3f} [{estimate['low']:+.3f}, {estimate['high']:+.3f}]"
 
 
+def fmt_effect(row: dict) -> str:
+    name = f"{row['first']} vs {row['second']}"
+    if "reason" in row:
+        return f"{name}: {row['reason']}"
+    odds = row["odds_ratio"]
+    ri = row.get("randomization") or {}
+    p = f"randomization p {ri['p']:.4f} (MC se {ri['mc_se']:.4f})" if ri.get("p") is not None else "no randomization p"
+    return f"{name} OR {odds['value']:.2f} [{odds['low']:.2f}, {odds['high']:.2f}], model p {row['p_model']:.2g}, {p}"
+
+
 PHASES = (
     ("load_seconds", "load (watermark + binary COPY into numpy)"),
     ("reliance_seconds", "reliance and deference (incl. cluster bootstraps)"),
     ("agreement_seconds", "inter-rater agreement (alpha, p_a, AC1 with bootstraps)"),
     ("rubber_stamp_seconds", "rubber-stamp indicators"),
+    ("effects_seconds", "effect model (two-way clusters) and randomization inference"),
     ("compute_seconds", "compute total (study_metrics)"),
     ("total_seconds", "total stored on the run"),
 )
@@ -551,7 +580,9 @@ def report(args: argparse.Namespace, seeding: dict, runs: list[dict], database: 
     per_run_peak = all(r["peak_is_per_run"] for r in runs)
     numbers = headline(median_run["run"])
     total = timings.get("total_seconds") or median
-    share = ", ".join(f"{name.split(' (')[0]} {timings[key] / total:.0%}" for key, name in PHASES[:4] if key in timings)
+    share = ", ".join(
+        f"{name.split(' (')[0]} {timings[key] / total:.0%}" for key, name in PHASES[:-2] if key in timings
+    )
     share += " of the stored total; the rest is the run's own bookkeeping (progress updates, storing the result)"
     seed_steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in seeding["detail"].items())
     lines = [
@@ -604,6 +635,12 @@ def report(args: argparse.Namespace, seeding: dict, runs: list[dict], database: 
             for name, arm in numbers["arms"].items()
         )
         + f"; narrative increment {fmt_estimate(numbers['increment'])}; {numbers['flagged']} reviewers flagged.",
+        "",
+        "Effect model, all items (logistic on arm x split, two-way reviewer x item cluster-robust errors, fitted "
+        "on sufficient statistics: exact, every label, no subsampling) and randomization inference "
+        f"({numbers['rerandomizations'] or 0:,} re-runs of the study's own allocation): "
+        + "; ".join(fmt_effect(row) for row in numbers["effects"])
+        + ".",
         "",
         f"Where the time goes (median run): {share}.",
         "",

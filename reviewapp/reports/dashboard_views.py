@@ -10,6 +10,7 @@ from django.urls import reverse
 from reviewapp.ingest.tallies import item_counts
 from reviewapp.metrics import services as metrics_services
 from reviewapp.metrics.agreement_presenters import agreement_context
+from reviewapp.metrics.effects_presenters import effects_view
 from reviewapp.metrics.models import MetricRun
 from reviewapp.metrics.presenters import UNKNOWN_NOTE, sensitivity_view, uptake_rows
 from reviewapp.queue import tallies
@@ -200,6 +201,8 @@ def metrics_charts(study: Study, latest: MetricRun, rows: list, n_labels: int) -
     uptake = presenters.uptake_panels(result)
     context["uptake_rows"] = uptake_rows(result)
     context["uptake_note"] = UNKNOWN_NOTE
+    # The effect model and randomization p-values, as on the study page (effects_presenters.py).
+    context["effects_model"] = effects_view(result)
     context["sensitivity"] = sensitivity_view(result)
     if uptake:
         context["uptake_chart"] = charts.dot_whisker(

@@ -96,6 +96,26 @@ AGREEMENT_METRICS: dict[str, tuple[str | None, str]] = {
     "alpha_with_ai": ("all", "Decision field: Krippendorff's alpha with the AI counted as one more coder."),
     "narrative_increment": (None, "Deference effect of the rationale arm minus that of the recommendation arm."),
     "narrative_increment_naive": (None, "The same with Newcombe's interval."),
+    # The effect model and randomization inference (docs/design.md, "Effect model"), per deference
+    # effect (arm: the arm against control) and the narrative increment (arm: '<rationale> vs
+    # <recommendation>'). n: labels in the two arms. Where the model gives no numbers the row is
+    # still there, estimate empty, and method holds the reason.
+    **{
+        f"{kind}_{measure}": (None, f"{what}: {meaning}")
+        for kind, what in (("deference", "Deference effect"), ("narrative", "Narrative increment"))
+        for measure, meaning in (
+            ("odds_ratio", "odds ratio of agreeing with the AI, two-way (reviewer, item) cluster-robust t interval."),
+            ("risk_difference", "risk difference from the same model (delta method), in proportion units."),
+            ("risk_ratio", "risk ratio from the same model (delta method on the log scale)."),
+            ("cohens_h", "Cohen's h, 2 asin sqrt(p1) - 2 asin sqrt(p2), from the same model."),
+            ("p_model", "two-sided Wald p of log odds ratio = 0 (t with min(reviewers, items) - 1 df); no CI."),
+            (
+                "p_randomization",
+                "two-sided randomization p (Fisher's sharp null; the study's own allocation re-run); the CI "
+                "columns hold its Monte Carlo 95% interval, the method its standard error and draws.",
+            ),
+        )
+    },
     # Treatment uptake (docs/design.md, "Treatment uptake"), for the arms that show each part.
     "rationale_seen": ("all", "Arms showing the rationale: P(rationale seen) among labels with an uptake record."),
     "rationale_uptake_unknown": (
@@ -195,12 +215,46 @@ def agreement_rows(*, study: str, run_id: int, computed_at: str, result: dict) -
         for split in SPLITS:
             add(contrast, "contrast", "narrative_increment", decision, split, increment[split]["cluster"])
             add(contrast, "contrast", "narrative_increment_naive", decision, split, increment[split]["newcombe"])
+    add_effects(add, result, decision)
     roles = {arm["name"]: arm["role"] for arm in result["arms"]}
     for effect in (result.get("sensitivity") or {}).get("effects", []):
         role = "contrast" if effect["effect"] == "narrative_increment" else roles.get(effect["arm"], "")
         metric = f"{effect['effect']}_without_flagged"
         add(effect["arm"], role, metric, decision, effect["split"], effect["without_flagged"]["cluster"])
     return rows
+
+
+EFFECT_MEASURES = ("odds_ratio", "risk_difference", "risk_ratio", "cohens_h")
+
+
+def add_effects(add, result: dict, decision: str) -> None:
+    """The rows of result["effects"] (metrics/effects.py); nothing for a run stored before it."""
+    roles = {arm["name"]: arm["role"] for arm in result["arms"]}
+    effects = result.get("effects") or {}
+    method = (effects.get("model") or {}).get("method", "")
+    for row in effects.get("rows", []):
+        if row["kind"] == "narrative":
+            arm, role = f"{row['first']} vs {row['second']}", "contrast"
+        else:
+            arm, role = row["first"], roles.get(row["first"], "")
+        n = row.get("n_first", 0) + row.get("n_second", 0) if "n_first" in row else None
+        for measure in EFFECT_MEASURES:
+            estimate = row.get(measure) or {"value": None}
+            note = row.get("reason") or method
+            add(arm, role, f"{row['kind']}_{measure}", decision, row["split"], {**estimate, "n": n, "method": note})
+        if "p_model" in row:
+            add(arm, role, f"{row['kind']}_p_model", decision, row["split"], {"value": row["p_model"], "n": n})
+        test = row.get("randomization")
+        if test and test.get("p") is not None:
+            half = 1.959964 * test["mc_se"]
+            estimate = {
+                "value": test["p"],
+                "low": max(0.0, test["p"] - half),
+                "high": min(1.0, test["p"] + half),
+                "n": n,
+                "method": f"randomization test, {test['n']} re-allocations, monte carlo se {test['mc_se']:.4f}",
+            }
+            add(arm, role, f"{row['kind']}_p_randomization", decision, row["split"], estimate)
 
 
 # --- reviewers ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from scipy import stats
 from scipy.special import expit
 
 from reviewapp.metrics.stats.effects import FEW_CLUSTERS, CellFit, effect_model
+from tests.builders import compute_metrics, csv_dicts
 
 ARMS = ["control", "recommendation", "rationale"]
 CONTRASTS = [("deference", 1, 0), ("deference", 2, 0), ("narrative", 2, 1)]
@@ -246,3 +247,67 @@ class TestRefusals:
     def test_a_confidence_outside_0_1_is_an_error(self, confidence):
         with pytest.raises(ValueError, match="confidence"):
             model(crossed_study(1, reviewers_per_arm=2, n_items=5), confidence=confidence)
+
+
+class TestShown:
+    """The panel, the dashboard, agreement.csv and its JSON twin, on the hand-worked study of
+    tests/builders.py (two control and two rationale reviewers, four items): there the model
+    gives numbers where the AI was wrong (rationale 3 of 4 agree, control 1 of 4: odds ratio
+    (3/1) / (1/3) = 9) and refuses the rest with its reason."""
+
+    def test_the_study_page_panel_has_the_table(self, client, labelled, researcher):
+        compute_metrics(labelled)
+        client.force_login(researcher)
+        page = client.get("/studies/refunds/metrics/").content.decode()
+        assert 'id="effects-table"' in page
+        assert 'data-contrast="rationale vs control" data-split="AI wrong"' in page
+        assert "9.00 [" in page and "+50.0 pp [" in page and "3.00 [" in page  # OR, RD, RR
+        assert "separation: all of the 4 labels in arm rationale (AI right) agree with the AI" in page
+        assert "no answered labels in arm recommendation" in page
+        assert "few reviewers: model intervals may be too narrow" in page
+        assert "re-runs, ± its Monte Carlo standard error" in page
+
+    def test_the_dashboard_shows_the_same_table(self, client, labelled, researcher):
+        compute_metrics(labelled)
+        client.force_login(researcher)
+        page = client.get("/studies/refunds/dashboard/").content.decode()
+        assert 'id="effects-table"' in page and "9.00 [" in page
+
+    def test_a_run_stored_before_the_effect_model_still_renders(self, client, labelled, researcher):
+        run = compute_metrics(labelled)
+        del run.result["effects"]
+        run.save(update_fields=["result"])
+        client.force_login(researcher)
+        for url in ("/studies/refunds/metrics/", "/studies/refunds/dashboard/"):
+            response = client.get(url)
+            assert response.status_code == 200 and b"effects-table" not in response.content
+        rows = csv_dicts(client.get("/studies/refunds/exports/agreement.csv"))
+        assert rows and not [
+            r
+            for r in rows
+            if r["metric"].startswith(("deference_odds", "deference_p_", "narrative_odds", "narrative_p_"))
+        ]
+
+    def test_agreement_csv_has_a_row_per_measure_with_numbers_or_the_reason(self, client, labelled, researcher):
+        compute_metrics(labelled)
+        client.force_login(researcher)
+        rows = csv_dicts(client.get("/studies/refunds/exports/agreement.csv"))
+        mine = {(r["arm"], r["metric"], r["split"]): r for r in rows}
+        odds = mine[("rationale", "deference_odds_ratio", "ai_wrong")]
+        assert float(odds["estimate"]) == pytest.approx(9.0) and float(odds["ci_low"]) < 9 < float(odds["ci_high"])
+        assert odds["n"] == "8" and "Cameron, Gelbach & Miller" in odds["method"]
+        assert float(mine[("rationale", "deference_cohens_h", "ai_wrong")]["estimate"]) == pytest.approx(
+            2 * math.asin(math.sqrt(0.75)) - 2 * math.asin(math.sqrt(0.25))
+        )
+        refused = mine[("rationale", "deference_odds_ratio", "ai_right")]
+        assert refused["estimate"] == "" and refused["method"].startswith("separation")
+        test = mine[("rationale", "deference_p_randomization", "all")]
+        assert 0 < float(test["ci_low"]) <= float(test["estimate"]) <= float(test["ci_high"]) <= 1
+        assert "re-allocations, monte carlo se" in test["method"]
+        data = client.get("/studies/refunds/exports/agreement.json").json()
+        typed = [
+            r
+            for r in data["rows"]
+            if (r["arm"], r["metric"], r["split"]) == ("rationale", "deference_odds_ratio", "ai_wrong")
+        ]
+        assert typed[0]["estimate"] == pytest.approx(9.0)
