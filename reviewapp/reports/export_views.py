@@ -25,6 +25,7 @@ from reviewapp.studies.access import researcher_required, researcher_study_or_40
 from reviewapp.studies.models import Study
 
 from . import exports, services
+from .methods import study_methods
 from .models import ExportJob
 
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json", "jsonl": "application/x-ndjson"}
@@ -157,6 +158,11 @@ def _summary_download(request: HttpRequest, study: Study, report: str, fmt: str)
             "columns": [{"name": c.name, "description": c.description} for c in summary.columns],
             "rows": summary.json_rows(),
         }
+        if report == "agreement":
+            # The methods paragraph and table for a paper (reports/methods.py), and the sensitivity
+            # view as the run stored it (its rows are also in "rows", *_without_flagged).
+            body["methods"] = study_methods(study, summary.run.result)
+            body["sensitivity"] = summary.run.result.get("sensitivity")
         return _attachment(JsonResponse(body), None)
     chunks = exports.csv_stream(summary.names, [summary.csv_rows()])
     response = StreamingHttpResponse(chunks, content_type=CONTENT_TYPES["csv"])
