@@ -303,6 +303,9 @@ class Estimate:
     high: float | None
     note: str  # the <title> of the mark: the numbers in words
     series: int = 0
+    # Why a value has no interval ("too few reviewers (2) for an interval"), written beside the
+    # dot so that a dot alone never reads as an interval of no width.
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -402,6 +405,16 @@ def _estimate_row(row: Estimate, scale: LinearScale, cy: float) -> SafeString:
             _n(x2),
             _n(cy - 5),
             _n(cy + 5),
+        )
+    if whisker is EMPTY and row.reason:
+        x = scale(row.value)
+        right = x <= (scale.start + scale.end) / 2  # the text on the side with room
+        whisker = format_html(
+            '<text class="dash-reason" x="{}" y="{}" text-anchor="{}">{}</text>',
+            _n(x + 9 if right else x - 9),
+            _n(cy + 4),
+            "start" if right else "end",
+            row.reason,
         )
     return format_html(
         '{}<g class="dash-mark {}"><title>{}</title>{}<circle cx="{}" cy="{}" r="5"/></g>',

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from reviewapp.metrics.presenters import INDICATOR_NAMES, UPTAKE_PARTS, coefficient, percent, points
+from reviewapp.metrics.presenters import INDICATOR_NAMES, UPTAKE_PARTS, coefficient, over_reviewers, percent, points
 from reviewapp.metrics.stats.rubber_stamp import DEFAULT_THRESHOLDS, INDICATORS
 
 from . import charts
@@ -70,7 +70,22 @@ def _estimate(label: str, estimate: dict | None, formatter, series: int, note_na
         high=estimate.get("high"),
         note=_ci_note(note_name or label, estimate, formatter),
         series=series,
+        reason=(estimate.get("note") or "") if estimate.get("low") is None else "",
     )
+
+
+def _rate_row(arm: dict, split: str, series: int) -> charts.Estimate:
+    """An arm's agreement rate with its interval over reviewers (stats/cluster_robust.py), the
+    label-level Wilson interval in the mark's title beside it; Wilson alone for a run computed
+    before the reviewer intervals existed."""
+    wilson = arm["agreement_with_ai"].get(split)
+    cluster = (arm.get("agreement_with_ai_cluster") or {}).get(split)
+    if not cluster:
+        return _estimate(arm["name"], wilson, percent, series)
+    row = _estimate(arm["name"], cluster, percent, series)
+    # The title: the label-level numbers as in the table, then what the whisker shows.
+    note = f"{_ci_note(arm['name'], wilson, percent)}; over reviewers (the whisker): {over_reviewers(cluster)}"
+    return charts.Estimate(row.label, row.value, row.low, row.high, note, series, row.reason)
 
 
 def control_arm(result: dict) -> dict | None:
@@ -81,15 +96,13 @@ def control_arm(result: dict) -> dict | None:
 
 
 def deference_panels(result: dict) -> list[charts.Panel]:
-    """Per split, each arm's agreement with the AI and its Wilson interval; the control arm's
+    """Per split, each arm's agreement with the AI and its interval over reviewers (``_rate_row``;
+    none, with the reason, below the study's minimum number of reviewers); the control arm's
     rate (agreement with the recommendation it never saw) as the baseline line."""
     control = control_arm(result)
     panels = []
     for split, title in SPLITS:
-        rows = [
-            _estimate(arm["name"], arm["agreement_with_ai"].get(split), percent, index)
-            for index, arm in enumerate(result["arms"])
-        ]
+        rows = [_rate_row(arm, split, index) for index, arm in enumerate(result["arms"])]
         reference = None
         label = ""
         if control is not None and (value := control["agreement_with_ai"].get(split, {}).get("value")) is not None:
@@ -109,6 +122,7 @@ def deference_table(result: dict) -> list[dict]:
                 {
                     "text": percent(arm["agreement_with_ai"].get(split)),
                     "n": arm["agreement_with_ai"].get(split, {}).get("n"),
+                    "cluster": over_reviewers((arm.get("agreement_with_ai_cluster") or {}).get(split)),
                 }
                 for split, _ in SPLITS
             ],
@@ -157,6 +171,7 @@ def effect_table(result: dict) -> list[dict]:
                 "kind": "deference effect",
                 "cells": [_effect_cell(effects.get(split)) for split, _ in SPLITS],
                 "design_effect": number(arm.get("design_effect"), 1),
+                "design_effect_note": arm.get("design_effect_note") or "",
             }
         )
     increment = result.get("narrative_increment")

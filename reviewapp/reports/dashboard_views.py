@@ -12,7 +12,7 @@ from reviewapp.metrics import services as metrics_services
 from reviewapp.metrics.agreement_presenters import agreement_context
 from reviewapp.metrics.effects_presenters import effects_view
 from reviewapp.metrics.models import MetricRun
-from reviewapp.metrics.presenters import UNKNOWN_NOTE, sensitivity_view, uptake_rows
+from reviewapp.metrics.presenters import UNKNOWN_NOTE, confidence_percent, sensitivity_view, uptake_rows
 from reviewapp.queue import tallies
 from reviewapp.studies.access import researcher_required, researcher_study_or_404
 from reviewapp.studies.models import Enrolment, Study
@@ -20,7 +20,6 @@ from reviewapp.studies.models import Enrolment, Study
 from . import charts
 from . import dashboard as presenters
 from . import dashboard_queries as queries
-from .methods import study_methods
 
 REVIEWERS_PER_PAGE = 50
 LABELS_PER_PAGE = 25
@@ -162,6 +161,7 @@ def overview_context(study: Study, latest: MetricRun | None, table: dict) -> dic
 def metrics_charts(study: Study, latest: MetricRun, rows: list, n_labels: int) -> dict:
     result = latest.result
     arm_index = {arm["name"]: index for index, arm in enumerate(result["arms"])}
+    level = confidence_percent(result)  # the run's confidence level, e.g. "95"
 
     def percent_tick(value: float) -> str:
         return f"{100 * value:.0f}%"
@@ -178,7 +178,8 @@ def metrics_charts(study: Study, latest: MetricRun, rows: list, n_labels: int) -
             domain=(0.0, 1.0),
             ticks=charts.nice_ticks(0, 1, 5),
             tick_label=percent_tick,
-            axis_title=f'Agreement with the AI\'s recommendation on "{result["decision_field"]}" (95% Wilson interval)',
+            axis_title=f'Agreement with the AI\'s recommendation on "{result["decision_field"]}" '
+            f"({level}% interval over reviewers)",
             aria_label="Agreement with the AI by arm, for all items, items where the AI was right and items where "
             "it was wrong; the control arm's agreement with the hidden recommendation is the baseline. "
             "The numbers are in the table below.",
@@ -191,12 +192,13 @@ def metrics_charts(study: Study, latest: MetricRun, rows: list, n_labels: int) -
             domain=(domain := presenters.estimate_domain(agreement, low=0.0, high=1.0)),
             ticks=charts.nice_ticks(*domain, 5),
             tick_label=lambda v: f"{v:.1f}",
-            axis_title="Coefficient (95% unit-bootstrap interval)",
+            axis_title=f"Coefficient ({level}% unit-bootstrap interval)",
             aria_label="Krippendorff's alpha and Gwet's AC1 between reviewers, by arm. "
             "The numbers are in the table below.",
             chart_id="chart-agreement",
         ),
     }
+    context["confidence_percent"] = level
     # The kappa family on every field and decision quality, as on the study page.
     context["family"] = agreement_context(result)
     uptake = presenters.uptake_panels(result)
@@ -205,14 +207,13 @@ def metrics_charts(study: Study, latest: MetricRun, rows: list, n_labels: int) -
     # The effect model and randomization p-values, as on the study page (effects_presenters.py).
     context["effects_model"] = effects_view(result)
     context["sensitivity"] = sensitivity_view(result)
-    context["methods"] = study_methods(study, result)
     if uptake:
         context["uptake_chart"] = charts.dot_whisker(
             uptake,
             domain=(0.0, 1.0),
             ticks=charts.nice_ticks(0, 1, 5),
             tick_label=percent_tick,
-            axis_title="Agreement with the AI when the reviewer saw it and when not (95% Wilson interval)",
+            axis_title=f"Agreement with the AI when the reviewer saw it and when not ({level}% Wilson interval)",
             aria_label="Agreement with the AI by arm, on labels where the rationale or recommendation was seen "
             "and where it was not. The numbers are in the table below.",
             chart_id="chart-uptake",
@@ -224,7 +225,7 @@ def metrics_charts(study: Study, latest: MetricRun, rows: list, n_labels: int) -
             domain=effect_domain,
             ticks=charts.nice_ticks(*effect_domain, 6),
             tick_label=lambda v: f"{100 * v:+.0f} pp" if round(100 * v) else "0",
-            axis_title="Difference in agreement with the AI, percentage points (95% cluster bootstrap over reviewers)",
+            axis_title=f"Difference in agreement with the AI, percentage points ({level}% interval over reviewers)",
             aria_label="Deference effect of each AI arm against control, and the narrative increment, by split. "
             "The numbers are in the table below.",
             chart_id="chart-effects",

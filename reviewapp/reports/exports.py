@@ -61,11 +61,29 @@ AGREEMENT_COLUMNS: tuple[Column, ...] = (
     Column("split", "Items counted: all, ai_right or ai_wrong (AI recommendation vs gold label or probe)."),
     Column("n", "Observations behind the estimate (labels; pairable items for alpha, percent agreement, AC1).", NUMBER),
     Column("estimate", "Point estimate; empty when undefined (no data).", NUMBER),
-    Column("ci_low", "Lower bound of the 95% confidence interval; empty when there is none.", NUMBER),
-    Column("ci_high", "Upper bound of the 95% confidence interval; empty when there is none.", NUMBER),
+    Column(
+        "ci_low",
+        "Lower bound of the confidence interval, at the study's confidence level (95% unless the study sets "
+        "another); empty when there is none (interval_note says why for an interval over reviewers).",
+        NUMBER,
+    ),
+    Column("ci_high", "Upper bound of the confidence interval; empty when there is none.", NUMBER),
     Column("method", "How the estimate and its interval were computed (wilson, newcombe, cluster bootstrap, ...)."),
     Column("computed_at", "When the metric run finished (ISO 8601, UTC).", TIME),
     Column("run_id", "Id of the MetricRun the numbers come from.", NUMBER),
+    # Added in issue 15, at the end so that columns read by position keep their place.
+    Column(
+        "n_reviewers",
+        "Estimates over reviewers (the *_cluster rates, deference_effect, narrative_increment): the reviewers "
+        "behind it (for a difference, the fewer of the two arms'); empty for the others.",
+        NUMBER,
+    ),
+    Column(
+        "interval_note",
+        "Why an estimate over reviewers has no interval, e.g. 'too few reviewers (2) for an interval' (below the "
+        "study's minimum reviewers per arm); for design_effect, 'not estimable' or that an estimate below 1 is "
+        "shown as 1. Empty otherwise.",
+    ),
 )
 
 # metric -> (split it is computed on, or None for all three, description). Order = row order.
@@ -81,7 +99,21 @@ AGREEMENT_METRICS: dict[str, tuple[str | None, str]] = {
         None,
         "Sensitivity: the narrative increment recomputed without the reviewers flagged as possible rubber stamps.",
     ),
-    "design_effect": ("all", "Kish design effect of the arm's agreement rate (cluster vs binomial variance); no CI."),
+    "design_effect": (
+        "all",
+        "Kish design effect of the arm's agreement rate (CR2 cluster-robust vs binomial variance); no CI; never "
+        "below 1 (clipped, see interval_note); empty below the study's minimum reviewers per arm.",
+    ),
+    # The same rates with the interval over reviewers (stats/cluster_robust.py): the label-level
+    # Wilson interval above treats labels as independent; these do not.
+    "agreement_with_ai_cluster": (None, "agreement_with_ai with a small-sample interval over reviewers."),
+    "overreliance_cluster": ("ai_wrong", "overreliance with the interval over reviewers."),
+    "underreliance_cluster": ("ai_right", "underreliance with the interval over reviewers."),
+    "accuracy_cluster": ("all", "accuracy with the interval over reviewers."),
+    "switch_fraction_cluster": ("all", "Reveal arms: switch_fraction with the interval over reviewers."),
+    "rair_cluster": ("ai_right", "Reveal arms: rair with the interval over reviewers."),
+    "rsr_cluster": ("ai_wrong", "Reveal arms: rsr with the interval over reviewers."),
+    "accuracy_initial_cluster": ("all", "Reveal arms: accuracy_initial with the interval over reviewers."),
     "overreliance": ("ai_wrong", "P(final = AI | AI wrong)."),
     "underreliance": ("ai_right", "P(final != AI | AI right)."),
     "accuracy": ("all", "P(final = gold) on items with a gold label."),
@@ -143,7 +175,10 @@ UPTAKE_PARTS = ("rationale", "recommendation")
 SPLITS = ("all", "ai_right", "ai_wrong")
 REVEAL_METRICS = ("switch_fraction", "rair", "rsr", "accuracy_initial")
 RELIANCE_METRICS = ("overreliance", "underreliance", "accuracy", "accuracy_ai")
-DESIGN_EFFECT_METHOD = "kish design effect: cluster bootstrap variance over reviewers / binomial variance"
+DESIGN_EFFECT_METHOD = "kish design effect: CR2 cluster-robust over binomial variance, clipped at 1"
+# The reliance rates that also get an interval over reviewers (not accuracy_ai: the AI's accuracy
+# does not depend on who reviews).
+CLUSTER_METRICS = ("overreliance", "underreliance", "accuracy")
 
 
 def agreement_rows(*, study: str, run_id: int, computed_at: str, result: dict) -> list[list]:
@@ -169,6 +204,8 @@ def agreement_rows(*, study: str, run_id: int, computed_at: str, result: dict) -
                 estimate.get("method", ""),
                 computed_at,
                 run_id,
+                estimate.get("n_reviewers"),
+                estimate.get("note") or "",
             ]
         )
 
@@ -176,16 +213,28 @@ def agreement_rows(*, study: str, run_id: int, computed_at: str, result: dict) -
         name, role = arm["name"], arm["role"]
         for split in SPLITS:
             add(name, role, "agreement_with_ai", decision, split, arm["agreement_with_ai"].get(split))
+        clustered_agreement = arm.get("agreement_with_ai_cluster") or {}  # absent before issue 15: no rows
+        for split in SPLITS:
+            add(name, role, "agreement_with_ai_cluster", decision, split, clustered_agreement.get(split))
         effects = arm.get("deference_effect") or {}
         for split in SPLITS:
             if split in effects:
                 add(name, role, "deference_effect", decision, split, effects[split]["cluster"])
                 add(name, role, "deference_effect_naive", decision, split, effects[split]["newcombe"])
-        deff = {"value": arm.get("design_effect"), "n": arm.get("n_labels"), "method": DESIGN_EFFECT_METHOD}
+        deff = {
+            "value": arm.get("design_effect"),
+            "n": arm.get("n_labels"),
+            "method": DESIGN_EFFECT_METHOD,
+            "note": arm.get("design_effect_note"),
+        }
         add(name, role, "design_effect", decision, "all", deff)
         reliance = arm.get("reliance") or {}
         for metric in RELIANCE_METRICS + (REVEAL_METRICS if arm.get("reveal") else ()):
             add(name, role, metric, decision, AGREEMENT_METRICS[metric][0] or "all", reliance.get(metric))
+        clustered = arm.get("reliance_cluster") or {}
+        for metric in CLUSTER_METRICS + (REVEAL_METRICS if arm.get("reveal") else ()):
+            split = AGREEMENT_METRICS[metric][0] or "all"
+            add(name, role, f"{metric}_cluster", decision, split, clustered.get(metric))
         for field, entry in (arm.get("agreement") or {}).items():
             humans = entry.get("humans") or {}
             for metric in ("alpha", "percent_agreement", "ac1"):

@@ -191,7 +191,9 @@ class TestExportReports:
         # difference, risk ratio, Cohen's h; the reason where refused): 3 contrasts x 3 splits x 4 = 36, the
         # model p where it has numbers (rationale vs control, AI wrong) 1, the randomization p where the
         # contrast's arms both have labels (rationale vs control) 3.
-        assert len(rows) == 12 + (18 + 8) + (18 + 16) + 6 + 9 + (36 + 1 + 3)
+        # Rates with the interval over reviewers, per arm: agreement in three splits, over- and
+        # under-reliance and accuracy: 3 x 6.
+        assert len(rows) == 12 + (18 + 8) + (18 + 16) + 6 + 9 + (36 + 1 + 3) + 3 * 6
         assert {(r["study"], r["field"], r["run_id"]) for r in rows} == {("refunds", "decision", str(run.pk))}
         assert {r["computed_at"] for r in rows} == {exports.iso_utc(run.finished_at)}
 
@@ -215,7 +217,19 @@ class TestExportReports:
         assert numbers("rationale", "deference_effect", "ai_wrong")[:2] == ("8", "0.5")
         # Nobody is flagged (4 labels each, under the minimum): the sensitivity rows repeat the effect.
         assert numbers("rationale", "deference_effect_without_flagged") == numbers("rationale", "deference_effect")
-        assert "cluster bootstrap" in numbers("rationale", "deference_effect")[2]
+        assert "reviewer-cluster" in numbers("rationale", "deference_effect")[2]
+        # Two reviewers an arm, under the minimum of 5: the rates and the effect over reviewers
+        # carry their value and the reason, no interval; the label-level rows keep theirs.
+        for metric in ("agreement_with_ai_cluster", "deference_effect"):
+            row = by_key[("rationale", metric, "all")]
+            assert row["estimate"] != "" and (row["ci_low"], row["ci_high"]) == ("", "")
+            assert (row["n_reviewers"], row["interval_note"]) == ("2", "too few reviewers (2) for an interval")
+        assert by_key[("rationale", "agreement_with_ai_cluster", "all")]["estimate"] == "0.875"
+        assert by_key[("rationale", "agreement_with_ai", "all")]["ci_low"] != ""  # positive control
+        assert by_key[("rationale", "agreement_with_ai", "all")]["interval_note"] == ""
+        assert by_key[("rationale", "overreliance_cluster", "ai_wrong")]["estimate"] == "0.75"
+        deff = by_key[("rationale", "design_effect", "all")]
+        assert (deff["estimate"], deff["interval_note"]) == ("", "too few reviewers (2) for a design effect")
         # The control arm is the baseline: no effect rows; every estimate lies in its interval.
         assert ("control", "deference_effect", "all") not in by_key
         for row in rows:
@@ -431,6 +445,8 @@ AGREEMENT_HEADER = [
     "method",
     "computed_at",
     "run_id",
+    "n_reviewers",
+    "interval_note",
 ]
 REVIEWER_HEADER = [
     "study",
