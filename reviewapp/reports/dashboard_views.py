@@ -20,6 +20,7 @@ from reviewapp.studies.models import Enrolment, Study
 from . import charts
 from . import dashboard as presenters
 from . import dashboard_queries as queries
+from .methods import study_methods
 
 REVIEWERS_PER_PAGE = 50
 LABELS_PER_PAGE = 25
@@ -207,6 +208,7 @@ def metrics_charts(study: Study, latest: MetricRun, rows: list, n_labels: int) -
     # The effect model and randomization p-values, as on the study page (effects_presenters.py).
     context["effects_model"] = effects_view(result)
     context["sensitivity"] = sensitivity_view(result)
+    context["methods"] = study_methods(study, result)
     if uptake:
         context["uptake_chart"] = charts.dot_whisker(
             uptake,
