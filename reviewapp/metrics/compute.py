@@ -388,8 +388,9 @@ def narrative_increment_by_split(spec: StudySpec, basis: LabelBasis) -> dict | N
 
 def _contrast(spec: StudySpec, first: HitsTrials, second: HitsTrials, cluster: Contrast) -> dict:
     """rate(first) - rate(second) with both intervals at the study's confidence: Newcombe's,
-    which treats labels as independent (Newcombe 1998), and ``cluster``'s bootstrap over
-    reviewers (stats/clustered.py), which does not."""
+    which treats labels as independent (Newcombe 1998), and ``cluster``'s interval over
+    reviewers (stats/clustered.py, ``cluster_robust.cluster_difference``), which does not and
+    is withheld, with the reason, below the study's minimum number of reviewers."""
     (first_hits, first_trials), (second_hits, second_trials) = first, second
     naive = difference(
         int(first_hits.sum()),
