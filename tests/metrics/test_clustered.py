@@ -230,7 +230,9 @@ class TestClusteredIntervals:
         assert expit(0.9) - expit(0.2) - true_effect > 0.01
 
     def test_it_covers_the_true_deference_effect_in_a_simulated_study(self):
-        # 200 simulated studies; with 3000 the coverage of both effects is 0.94-0.95.
+        # 200 simulated studies: 96.0% (deference) and 95.0% (increment) with the small-sample
+        # interval over reviewers (cluster_robust.cluster_difference); tests/metrics/test_coverage.py
+        # holds the 93-97% band with 2000 studies.
         assert coverage()["deference"] >= 0.90
         assert coverage()["increment"] >= 0.90
 
