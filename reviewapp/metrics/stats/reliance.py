@@ -37,11 +37,20 @@ METRICS = (
 
 
 def _codes(values: np.ndarray | None, length: int, name: str) -> np.ndarray | None:
+    """``values`` as a code array of one row per label, or ValueError naming ``name``: codes are
+    whole numbers (-1 or NaN for missing); a fractional float code (2.5) or a None inside the
+    array would otherwise compare unequal to everything and silently change a rate."""
     if values is None:
         return None
     array = np.asarray(values)
     if array.ndim != 1 or array.shape[0] != length:
         raise ValueError(f"`{name}` must be one-dimensional with one row per label ({length}), got {array.shape}")
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise ValueError(f"`{name}` must hold numeric codes (-1 for missing), got dtype {array.dtype}")
+    if np.issubdtype(array.dtype, np.floating):
+        present = array[~np.isnan(array)]
+        if np.any(present != np.round(present)) or np.any(np.isinf(present)):
+            raise ValueError(f"`{name}` holds fractional or infinite codes; codes are whole numbers")
     return array
 
 
@@ -107,10 +116,13 @@ def reliance_events(
     holds. The definitions live here once, so the same rows can be counted per reviewer for
     a reviewer-cluster interval (reviewapp/metrics/compute.py).
     """
+    if final is None or ai is None:
+        raise ValueError("`final` and `ai` are required (one code per label)")
     final = np.asarray(final)
     if final.ndim != 1:
         raise ValueError(f"`final` must be one-dimensional, got shape {final.shape}")
     length = final.shape[0]
+    final = _codes(final, length, "final")
     ai = _codes(ai, length, "ai")
     truth = _codes(truth, length, "truth")
     initial = _codes(initial, length, "initial")
