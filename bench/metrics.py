@@ -548,7 +548,11 @@ def fmt_effect(row: dict) -> str:
         return f"{name}: {row['reason']}"
     odds = row["odds_ratio"]
     ri = row.get("randomization") or {}
-    p = f"randomization p {ri['p']:.4f} (MC se {ri['mc_se']:.4f})" if ri.get("p") is not None else "no randomization p"
+    p = (
+        f"randomization p {ri['p']:.4f} (MC se {ri['mc_se']:.4f}; whole allocation re-run {ri['p_all_arms']:.4f})"
+        if ri.get("p") is not None
+        else "no randomization p"
+    )
     return f"{name} OR {odds['value']:.2f} [{odds['low']:.2f}, {odds['high']:.2f}], model p {row['p_model']:.2g}, {p}"
 
 
@@ -638,9 +642,8 @@ def report(args: argparse.Namespace, seeding: dict, runs: list[dict], database: 
         "",
         "Effect model, all items (logistic on arm x split, two-way reviewer x item cluster-robust errors, fitted "
         "on sufficient statistics: exact, every label, no subsampling) and randomization inference "
-        f"({numbers['rerandomizations'] or 0:,} re-runs of the study's own allocation): "
-        + "; ".join(fmt_effect(row) for row in numbers["effects"])
-        + ".",
+        f"({numbers['rerandomizations'] or 0:,} draws within the study's own permuted blocks per contrast, and as "
+        "many re-runs of the whole allocation): " + "; ".join(fmt_effect(row) for row in numbers["effects"]) + ".",
         "",
         f"Where the time goes (median run): {share}.",
         "",

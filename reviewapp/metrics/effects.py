@@ -20,6 +20,7 @@ from .stats.randomization_inference import (
     METHOD as RANDOMIZATION_METHOD,
 )
 from .stats.randomization_inference import (
+    pairwise_draws,
     randomization_test,
     reallocate,
     rerandomization_seeds,
@@ -133,7 +134,14 @@ def study_randomization(data: LabelData, spec: StudySpec, basis: LabelBasis, con
     sub = _subset(record, allocated)
     reproduced = reallocate(sub, [record.seed])[0]
     draws = reallocate(sub, rerandomization_seeds(spec.seed, spec.n_rerandomizations))
-    out["tests"] = randomization_test(hits, trials, observed, draws, pairs)
+    everything = randomization_test(hits, trials, observed, draws, pairs)
+    out["tests"] = []
+    for (first, second), global_rows in zip(pairs, everything, strict=True):
+        pairwise = pairwise_draws(sub, observed, first, second, spec.n_rerandomizations, spec.seed)
+        rows = randomization_test(hits, trials, observed, pairwise, [(first, second)])[0]
+        for row, whole in zip(rows, global_rows, strict=True):
+            row["p_all_arms"], row["mc_se_all_arms"] = whole["p"], whole["mc_se"]
+        out["tests"].append(rows)
     out["seed"] = int(spec.seed)
     out["n_reviewers"] = len(reviewers)
     out["reproduced"] = int((reproduced == observed).sum())

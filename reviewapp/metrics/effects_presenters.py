@@ -60,6 +60,7 @@ def effects_view(result: dict) -> dict | None:
                 "cohens_h": _signed(row.get("cohens_h")),
                 "p_model": p_text(row.get("p_model")),
                 "p_randomization": randomization_text(row.get("randomization")),
+                "p_all_arms": p_text((row.get("randomization") or {}).get("p_all_arms")),
                 "se_ratio": f"{se['two_way'] / se['reviewer']:.2f}" if se.get("reviewer") else "—",
                 "few_clusters": bool(row.get("few_clusters")),
                 "note": row.get("note", ""),

@@ -301,7 +301,8 @@ def add_effects(add, result: dict, decision: str) -> None:
                 "low": max(0.0, test["p"] - half),
                 "high": min(1.0, test["p"] + half),
                 "n": n,
-                "method": f"randomization test, {test['n']} re-allocations, monte carlo se {test['mc_se']:.4f}",
+                "method": f"randomization test, {test['n']} re-allocations, monte carlo se {test['mc_se']:.4f}"
+                + (f"; whole allocation re-run: p {test['p_all_arms']:.4f}" if test.get("p_all_arms") else ""),
             }
             add(arm, role, f"{row['kind']}_p_randomization", decision, row["split"], estimate)
 

@@ -265,7 +265,7 @@ class TestShown:
         assert "separation: all of the 4 labels in arm rationale (AI right) agree with the AI" in page
         assert "no answered labels in arm recommendation" in page
         assert "few reviewers: model intervals may be too narrow" in page
-        assert "re-runs, ± its Monte Carlo standard error" in page
+        assert "draws, ± its Monte Carlo standard error" in page and "whole allocation re-run: " in page
 
     def test_the_dashboard_shows_the_same_table(self, client, labelled, researcher):
         compute_metrics(labelled)

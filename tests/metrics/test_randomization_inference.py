@@ -12,6 +12,7 @@ from reviewapp.metrics.compute import ArmSpec, FieldSpec, LabelData, StudySpec, 
 from reviewapp.metrics.effects import p_value_note
 from reviewapp.metrics.stats.randomization_inference import (
     AllocationRecord,
+    pairwise_draws,
     randomization_test,
     reallocate,
     rerandomization_seeds,
@@ -71,6 +72,42 @@ class TestReallocation:
     def test_the_seeds_are_reproducible(self):
         assert (rerandomization_seeds(5, 10) == rerandomization_seeds(5, 10)).all()
         assert (rerandomization_seeds(5, 10) != rerandomization_seeds(6, 10)).any()
+
+
+class TestPairwiseDraws:
+    def test_they_shuffle_the_two_arms_within_each_block_and_hold_the_third(self):
+        rec = record(50, strata=("a", "b"), weights=(2, 1, 1))  # blocks of eight, a partial one last
+        observed = np.array([ARM_IDS.index(a) for a in rec.arm])
+        draws = pairwise_draws(rec, observed, 1, 0, 200, seed=4)
+        assert (draws[:, observed == 2] == 2).all()  # the other arm's reviewers stay put
+        blocks = [(s, q // 8) for s, q in zip(rec.stratum, rec.sequence, strict=True)]
+        for key in set(blocks):
+            members = np.array([b == key for b in blocks])
+            expected = np.bincount(observed[members], minlength=3)
+            for draw in draws:
+                assert (np.bincount(draw[members], minlength=3) == expected).all()
+        # Positive control: the draws do move reviewers between the two arms, and differ.
+        moved = (draws != observed).any(axis=1)
+        assert moved.mean() > 0.9 and len({tuple(d) for d in draws}) > 150
+
+    def test_under_the_pairwise_null_p_is_uniform_where_the_global_test_is_conservative(self):
+        # Arms 1 and 2 agree alike; the control (arm 0) much less. The pairwise test of 2 vs 1
+        # holds its level; re-running the whole allocation mixes control reviewers into both
+        # arms and rarely rejects.
+        rng = np.random.default_rng(8)
+        rec = record(60)
+        observed = np.array([ARM_IDS.index(a) for a in rec.arm])
+        everything = reallocate(rec, rerandomization_seeds(3, 199))
+        pairwise, whole = [], []
+        for k in range(300):
+            rates = expit(rng.normal(0.0, 0.5, size=60) + 1.5 * (observed > 0))
+            hits = rng.binomial(30, rates).astype(float)[:, None]
+            trials = np.full((60, 1), 30.0)
+            draws = pairwise_draws(rec, observed, 2, 1, 199, seed=k)
+            pairwise.append(randomization_test(hits, trials, observed, draws, [(2, 1)])[0][0]["p"])
+            whole.append(randomization_test(hits, trials, observed, everything, [(2, 1)])[0][0]["p"])
+        assert 0.02 <= np.mean(np.array(pairwise) <= 0.05) <= 0.09
+        assert np.mean(np.array(whole) <= 0.05) < 0.02
 
 
 class TestPValues:
@@ -176,6 +213,7 @@ class TestInTheStudyMetrics:
         assert deference["risk_difference"]["value"] == pytest.approx(headline["newcombe"]["value"])
         assert deference["randomization"]["p"] < 0.05 and deference["p_model"] < 0.05
         assert deference["randomization"]["n"] == 200
+        assert 0 < deference["randomization"]["p_all_arms"] <= 1 and deference["randomization"]["mc_se_all_arms"]
         assert rows[("narrative", "rationale", "all")]["randomization"]["p"] is not None
 
     def test_without_an_effect_the_p_values_are_not_small(self):
