@@ -74,3 +74,23 @@ class TestAnalysisSettings:
         with pytest.raises(IntegrityError), transaction.atomic():
             Study.objects.filter(pk=study.pk).update(min_reviewers_for_interval=1)
         Study.objects.filter(pk=study.pk).update(confidence_level=0.999, min_reviewers_for_interval=2)  # allowed
+
+
+class TestSettingsPage:
+    def test_it_shows_the_settings_and_refuses_a_confidence_of_one_in_words(self, client, study, researcher):
+        client.force_login(researcher)
+        page = client.get("/studies/refunds/settings/").content.decode()
+        assert 'name="confidence_level"' in page and 'name="min_reviewers_for_interval"' in page
+        data = {name: value for name, value in settings_form(study).data.items() if name != "slug"}
+        response = client.post("/studies/refunds/settings/", {**data, "confidence_level": "1"})
+        assert response.status_code == 200
+        assert "strictly between 0 and 1" in response.content.decode()
+        study.refresh_from_db()
+        assert study.confidence_level == 0.95
+        # Positive control: 0.9 and a minimum of 8 are saved (analysis settings: not locked by labels).
+        response = client.post(
+            "/studies/refunds/settings/", {**data, "confidence_level": "0.9", "min_reviewers_for_interval": "8"}
+        )
+        assert response.status_code == 302
+        study.refresh_from_db()
+        assert (study.confidence_level, study.min_reviewers_for_interval) == (0.9, 8)
