@@ -406,10 +406,12 @@ def _estimate_row(row: Estimate, scale: LinearScale, cy: float) -> SafeString:
             _n(cy - 5),
             _n(cy + 5),
         )
+    reason = EMPTY
     if whisker is EMPTY and row.reason:
+        # Outside the mark's group, so it reads as muted text, not in the series' colour.
         x = scale(row.value)
         right = x <= (scale.start + scale.end) / 2  # the text on the side with room
-        whisker = format_html(
+        reason = format_html(
             '<text class="dash-reason" x="{}" y="{}" text-anchor="{}">{}</text>',
             _n(x + 9 if right else x - 9),
             _n(cy + 4),
@@ -417,13 +419,14 @@ def _estimate_row(row: Estimate, scale: LinearScale, cy: float) -> SafeString:
             row.reason,
         )
     return format_html(
-        '{}<g class="dash-mark {}"><title>{}</title>{}<circle cx="{}" cy="{}" r="5"/></g>',
+        '{}<g class="dash-mark {}"><title>{}</title>{}<circle cx="{}" cy="{}" r="5"/></g>{}',
         label,
         series_class(row.series),
         row.note,
         whisker,
         _n(scale(row.value)),
         _n(cy),
+        reason,
     )
 
 
