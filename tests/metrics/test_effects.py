@@ -212,7 +212,8 @@ class TestRefusals:
         data = crossed_study(8)
         keep = data["arm"] != 1
         result = model({k: v[keep] for k, v in data.items()})
-        assert "no answered labels in arm recommendation" in row(result, "deference", "all")["reason"]
+        assert row(result, "deference", "all")["reason"] == "no answered labels in arm recommendation (all items)"
+        assert row(result, "deference", "ai_wrong")["reason"] == "no answered labels in arm recommendation (AI wrong)"
         assert "reason" not in row(result, "deference", "all", first="rationale")
 
     def test_a_single_cluster_refuses_the_whole_model(self):
