@@ -28,15 +28,16 @@ def _formatted(estimate: dict | None, value, bound) -> str:
 
 
 def over_reviewers(estimate: dict | None) -> str:
-    """The reviewer-cluster interval of a rate shown beside its label-level value: "[52.0, 71.0]",
-    or the reason there is none; empty for a run computed before these intervals existed."""
+    """The reviewer-cluster interval of a rate shown beside its label-level value: "over reviewers
+    [52.0, 71.0]", or the reason there is none ("too few reviewers (4) for an interval"); empty for
+    a run computed before these intervals existed."""
     if not estimate:
         return ""
     if estimate.get("value") is None:
         return "—"
     if estimate.get("low") is None:
-        return estimate.get("note") or "no interval"
-    return f"[{100 * estimate['low']:.1f}, {100 * estimate['high']:.1f}]"
+        return estimate.get("note") or "no interval over reviewers"
+    return f"over reviewers [{100 * estimate['low']:.1f}, {100 * estimate['high']:.1f}]"
 
 
 def confidence_percent(result: dict) -> str:
@@ -178,6 +179,7 @@ def metrics_view(result: dict, reviewer_names: dict[int, str]) -> dict:
         # The effect model and randomization p-values (effects_presenters.py); None for older runs.
         "effects": effects_view(result),
         "flagged": flagged,
+        "below_minimum": below_minimum(result),
         # The kappa family on every field and decision quality (agreement_presenters.py).
         "family": _agreement_context(result),
         "sensitivity": sensitivity_view(result),
@@ -249,3 +251,13 @@ def sensitivity_view(result: dict) -> dict | None:
         "n_labels_excluded": sensitivity["n_labels_excluded"],
         "any_change": any(row["changes"] for row in rows),
     }
+
+
+def below_minimum(result: dict) -> dict | None:
+    """Reviewers who cross enough indicators to be flagged but have fewer labels than the minimum
+    (stats/rubber_stamp.py, MIN_LABELS_TO_FLAG): not flagged, and the panel says so rather than
+    "no reviewer crosses". None when there are none, and for runs from before the minimum."""
+    rows = [row for row in result["reviewers"] if row.get("too_few_labels") and len(row["crossed"]) >= 2]
+    if not rows:
+        return None
+    return {"count": len(rows), "min_labels": rows[0]["min_labels"]}
