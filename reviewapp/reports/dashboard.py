@@ -84,7 +84,7 @@ def _rate_row(arm: dict, split: str, series: int) -> charts.Estimate:
         return _estimate(arm["name"], wilson, percent, series)
     row = _estimate(arm["name"], cluster, percent, series)
     # The title: the label-level numbers as in the table, then what the whisker shows.
-    note = f"{_ci_note(arm['name'], wilson, percent)}; over reviewers (the whisker): {over_reviewers(cluster)}"
+    note = f"{_ci_note(arm['name'], wilson, percent)}; the whisker: {over_reviewers(cluster)}"
     return charts.Estimate(row.label, row.value, row.low, row.high, note, series, row.reason)
 
 

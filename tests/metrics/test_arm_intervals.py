@@ -118,8 +118,8 @@ class TestShown:
         result = study_metrics(data, spec(confidence=0.90))
         view = metrics_view(result, {})
         recommendation = next(arm for arm in view["arms"] if arm["name"] == "recommendation")
-        assert recommendation["agreement_cluster"]["all"].startswith("[")
-        assert recommendation["reliance_cluster"]["accuracy"].startswith("[")
+        assert recommendation["agreement_cluster"]["all"].startswith("over reviewers [")
+        assert recommendation["reliance_cluster"]["accuracy"].startswith("over reviewers [")
         html = render_to_string(
             "metrics/_panel.html", {"metrics": view, "study": SimpleNamespace(slug="s"), "latest": None}
         )
@@ -130,7 +130,8 @@ class TestShown:
         html = render_to_string(
             "metrics/_panel.html", {"metrics": view, "study": SimpleNamespace(slug="s"), "latest": None}
         )
-        assert "over reviewers too few reviewers (8) for an interval" in html
+        assert '<small class="muted">too few reviewers (8) for an interval</small>' in html
+        assert "over reviewers [" not in html
         # The effect's value stands with the reason, not as a bare number.
         effect = next(arm for arm in view["arms"] if arm["name"] == "rationale")["effect"]["all"]
         assert effect.endswith("(too few reviewers (8) for an interval)")
