@@ -72,6 +72,7 @@ def study_effects(data: LabelData, spec: StudySpec, basis: LabelBasis) -> dict:
         contrasts,
         confidence=spec.confidence,
         splits=SPLITS,
+        min_reviewers=getattr(spec, "min_reviewers", 2),
     )
     table = model.pop("contrasts")
     randomization = study_randomization(data, spec, basis, contrasts)

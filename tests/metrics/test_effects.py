@@ -14,7 +14,7 @@ from scipy import stats
 from scipy.special import expit
 
 from reviewapp.metrics.stats.effects import FEW_CLUSTERS, CellFit, effect_model
-from tests.builders import compute_metrics, csv_dicts
+from tests.builders import compute_metrics, csv_dicts, make_labelled
 
 ARMS = ["control", "recommendation", "rationale"]
 CONTRASTS = [("deference", 1, 0), ("deference", 2, 0), ("narrative", 2, 1)]
@@ -205,8 +205,14 @@ class TestRefusals:
         lone = (data["arm"] == 1) & (data["reviewer"] != 1100)
         data = {k: v[~lone] for k, v in data.items()}
         result = model(data)
-        assert "one reviewer" in row(result, "deference", "all")["reason"]
+        assert row(result, "deference", "all")["reason"].startswith("too few reviewers (1) in arm recommendation")
         assert "reason" not in row(result, "deference", "all", first="rationale")
+
+    def test_an_arm_below_the_study_s_minimum_of_reviewers_is_refused(self):
+        data = crossed_study(10, reviewers_per_arm=4)
+        refused = row(model(data, min_reviewers=5), "deference", "all")
+        assert refused["reason"] == "too few reviewers (4) in arm control for an interval (the study's minimum is 5)"
+        assert "odds_ratio" in row(model(data, min_reviewers=4), "deference", "all")  # positive control
 
     def test_an_empty_arm_is_refused(self):
         data = crossed_study(8)
@@ -254,7 +260,22 @@ class TestShown:
     """The panel, the dashboard, agreement.csv and its JSON twin, on the hand-worked study of
     tests/builders.py (two control and two rationale reviewers, four items): there the model
     gives numbers where the AI was wrong (rationale 3 of 4 agree, control 1 of 4: odds ratio
-    (3/1) / (1/3) = 9) and refuses the rest with its reason."""
+    (3/1) / (1/3) = 9) and refuses the rest with its reason. Two reviewers an arm are below the
+    default minimum for an interval (5), so these studies lower it to 2 (the study setting)."""
+
+    @pytest.fixture
+    def labelled(self, labelled):
+        labelled.min_reviewers_for_interval = 2
+        labelled.save(update_fields=["min_reviewers_for_interval"])
+        return labelled
+
+    def test_at_the_default_minimum_the_table_gives_the_reason_instead(self, client, study, researcher):
+        make_labelled(study)  # min_reviewers_for_interval as a new study has it
+        compute_metrics(study)
+        client.force_login(researcher)
+        page = client.get("/studies/refunds/metrics/").content.decode()
+        assert "too few reviewers (2) in arm control for an interval (the study&#x27;s minimum is 5)" in page
+        assert "9.00 [" not in page
 
     def test_the_study_page_panel_has_the_table(self, client, labelled, researcher):
         compute_metrics(labelled)

@@ -253,12 +253,15 @@ def effect_model(
     *,
     confidence: float = 0.95,
     splits: tuple[str, ...] = ("all", "ai_right", "ai_wrong"),
+    min_reviewers: int = 2,
 ) -> dict:
     """The effect model over answered labels and each requested contrast per split.
 
     ``agree`` 0/1 per label; ``arm`` the arm's index into ``arm_names``; ``split`` 0 AI right,
     1 AI wrong, 2 unknown (``SPLIT_CODES``); ``reviewer`` and ``item`` any integer ids.
     ``contrasts`` are (kind, first arm index, second arm index), e.g. ("deference", 1, 0).
+    ``min_reviewers`` is the study's few-cluster guard (stats/cluster_robust.py): a contrast
+    with fewer reviewers in either arm gets "too few reviewers (n) ..." instead of numbers.
     "all" pools every split of an arm; "ai_right" / "ai_wrong" are single cells.
     Returns the model's description and one row per (contrast, split): the numbers of
     ``contrast`` or, where the model cannot give them, a ``reason``.
@@ -285,6 +288,7 @@ def effect_model(
         )
         return out
     fit = CellFit(agree.astype(float), arm, split, reviewer, item, len(arm_names))
+    arm_reviewers = _distinct_per_cell(arm, dense_codes(reviewer)[0], len(arm_names))
     df = min(reviewers, items) - 1
     out.update(df=df, psd_adjusted=fit.psd_adjusted)
     names = {code: name for name, code in SPLIT_CODES.items()}
@@ -303,6 +307,11 @@ def effect_model(
             if not cells[0] or not cells[1]:
                 empty = arm_names[first] if not cells[0] else arm_names[second]
                 row["reason"] = f"no answered labels in arm {empty} ({SPLIT_LABELS[split_name]})"
+            elif (fewest := min((arm_reviewers[first], first), (arm_reviewers[second], second)))[0] < min_reviewers:
+                row["reason"] = (
+                    f"too few reviewers ({fewest[0]}) in arm {arm_names[fewest[1]]} for an interval "
+                    f"(the study's minimum is {min_reviewers})"
+                )
             elif reason := fit.refusal(cells[0] + cells[1], describe):
                 row["reason"] = reason
             else:
