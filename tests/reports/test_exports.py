@@ -188,12 +188,12 @@ class TestExportReports:
         # the recommendation; the narrative increment 6; the sensitivity view 9 (two deference
         # effects and the increment without the flagged reviewers, three splits each).
         # The effect model (result["effects"]): per contrast and split four measures (odds ratio, risk
-        # difference, risk ratio, Cohen's h; the reason where refused): 3 contrasts x 3 splits x 4 = 36, the
-        # model p where it has numbers (rationale vs control, AI wrong) 1, the randomization p where the
-        # contrast's arms both have labels (rationale vs control) 3.
+        # difference, risk ratio, Cohen's h; the reason where refused): 3 contrasts x 3 splits x 4 = 36, no
+        # model p (two reviewers an arm are below the minimum of 5 for an interval: every model row gives that
+        # reason), the randomization p where the contrast's arms both have labels (rationale vs control) 3.
         # Rates with the interval over reviewers, per arm: agreement in three splits, over- and
         # under-reliance and accuracy: 3 x 6.
-        assert len(rows) == 12 + (18 + 8) + (18 + 16) + 6 + 9 + (36 + 1 + 3) + 3 * 6
+        assert len(rows) == 12 + (18 + 8) + (18 + 16) + 6 + 9 + (36 + 3) + 3 * 6
         assert {(r["study"], r["field"], r["run_id"]) for r in rows} == {("refunds", "decision", str(run.pk))}
         assert {r["computed_at"] for r in rows} == {exports.iso_utc(run.finished_at)}
 
