@@ -279,6 +279,26 @@ class TestRubberStamp:
         shrunk = shrink_toward_mean(np.array([0.0, 1.0, np.nan]), np.array([1.0, 1.0, 1.0]), np.array([10, 10, 0]))
         assert shrunk[:2].tolist() == pytest.approx([0.5 - 0.5 / 6, 0.5 + 0.5 / 6]) and math.isnan(shrunk[2])
 
+    def test_the_normal_prior_weighs_reviewers_by_precision(self):
+        # DerSimonian & Laird (1986) by hand: raw 0, 1, 2 with v = 0.1, 0.1, 10 -> w = 10, 10, 0.1;
+        # fixed mean = (0 + 10 + 0.2) / 20.1 = 0.50746; Q = 10 * 0.50746^2 + 10 * 0.49254^2 +
+        # 0.1 * 1.49254^2 = 5.2229; tau^2 = (5.2229 - 2) / (20.1 - 200.01 / 20.1) = 0.31765; the mean
+        # weighted by 1 / (v + tau^2): (0 + 2.3946 + 2 * 0.09692) / (2 * 2.3946 + 0.09692) = 0.52976.
+        from reviewapp.metrics.stats.rubber_stamp import _between_variance
+
+        mean, tau2 = _between_variance(np.array([0.0, 1.0, 2.0]), np.array([0.1, 0.1, 10.0]))
+        assert (mean, tau2) == pytest.approx((0.52976, 0.31765), abs=5e-5)
+        # 30 reviewers near 0.8 on 100 labels each; one more with a single label at 0 leaves the
+        # room's shrunken values where they were (the unweighted moments moved them by 0.009) ...
+        rng = np.random.default_rng(0)
+        raw, v, n = 0.8 + rng.normal(0, 0.03, 30), np.full(30, 0.005), np.full(30, 100.0)
+        alone = shrink_toward_mean(raw, v, n)
+        tiny = shrink_toward_mean(np.append(raw, 0.0), np.append(v, 0.5), np.append(n, 1))
+        assert np.abs(tiny[:30] - alone).max() < 0.001
+        # ... while a reviewer at 0 on 100 labels does move them (positive control).
+        big = shrink_toward_mean(np.append(raw, 0.0), np.append(v, 0.005), np.append(n, 100))
+        assert np.abs(big[:30] - alone).max() > 0.005
+
     def test_shrinkage_pulls_a_reviewer_with_3_labels_much_more_than_one_with_300(self):
         data = room(careful=20, stamps=0, labels=100)
         extra = {key: [value] for key, value in data.items() if key != "n_categories"}

@@ -31,7 +31,8 @@ empirical Bayes inference", JASA 78:47-55).
     n); the posterior mean is (x + a) / (n + a + b).
   * Other indicators (discrimination_gap, streak_ratio, entropy, drift): normal-normal
     shrinkage m + w (raw - m) with w = tau^2 / (tau^2 + v_i), v_i the reviewer's sampling
-    variance and tau^2 = Var(raw) - mean(v) the method-of-moments between-reviewer variance.
+    variance, m and tau^2 the precision-weighted moment estimates of DerSimonian & Laird (1986)
+    (with equal v_i, Var(raw) - v), so a reviewer with few labels weighs little.
     Written as w = n / (n + n0) this is n0 = n v_i / tau^2; where v_i = sigma^2 / n (gap,
     entropy, drift) n0 = sigma^2 / tau^2 is one number for the room.
   * Both families are held to a prior worth between PRIOR_STRENGTH_MIN and PRIOR_STRENGTH_MAX
@@ -258,13 +259,35 @@ def shrink_proportions(x: np.ndarray, n: np.ndarray) -> np.ndarray:
     return out
 
 
+def _between_variance(values: np.ndarray, v: np.ndarray) -> tuple[float, float] | None:
+    """(mean, tau^2) by DerSimonian & Laird's precision-weighted method of moments (1986,
+    "Meta-analysis in clinical trials", Controlled Clinical Trials 7:177-188): with w_i = 1 / v_i,
+    Q = sum w_i (x_i - m_w)^2 and tau^2 = max(0, (Q - (k - 1)) / (sum w - sum w^2 / sum w)); the
+    mean is then weighted by 1 / (v_i + tau^2). A reviewer with few labels has a large v_i and
+    so a small weight in both: one label cannot move the room (issue 15). With equal v_i it is
+    the unweighted moment estimate, Var(x) - v. None without two reviewers of finite, positive v."""
+    usable = np.isfinite(v) & (v > 0)
+    if usable.sum() < 2:
+        return None
+    x, w = values[usable], 1.0 / v[usable]
+    fixed = float(np.sum(w * x) / w.sum())
+    q = float(np.sum(w * (x - fixed) ** 2))
+    scale = float(w.sum() - np.sum(w**2) / w.sum())
+    tau2 = max(0.0, (q - (x.size - 1)) / scale) if scale > 0 else 0.0
+    if tau2 == 0.0:
+        return fixed, 0.0
+    w_random = 1.0 / (v[usable] + tau2)
+    return float(np.sum(w_random * x) / w_random.sum()), tau2
+
+
 def shrink_toward_mean(raw: np.ndarray, variance: np.ndarray, n: np.ndarray) -> np.ndarray:
     """Normal-normal shrinkage m + w (raw - m), w = n / (n + n0_i), n0_i = n v_i / tau^2.
 
-    m is the unweighted mean over reviewers with a value and tau^2 = Var(raw) - mean(v) the
-    method-of-moments between-reviewer variance (Efron & Morris 1975; Morris 1983). n0_i is
-    held to [PRIOR_STRENGTH_MIN, PRIOR_STRENGTH_MAX]; tau^2 <= 0 gives the maximum. NaN stays
-    NaN (undefined indicator).
+    m and the between-reviewer variance tau^2 by the precision-weighted method of moments
+    (``_between_variance``; DerSimonian & Laird 1986), so reviewers weigh by how much their
+    labels say (Efron & Morris 1975; Morris 1983); without two reviewers of usable variance, the
+    unweighted mean and Var(raw) - mean(v). n0_i is held to [PRIOR_STRENGTH_MIN,
+    PRIOR_STRENGTH_MAX]; tau^2 <= 0 gives the maximum. NaN stays NaN (undefined indicator).
     """
     raw = np.asarray(raw, dtype=float)
     variance = np.nan_to_num(np.asarray(variance, dtype=float), nan=np.inf)
@@ -274,9 +297,14 @@ def shrink_toward_mean(raw: np.ndarray, variance: np.ndarray, n: np.ndarray) -> 
     if not has.any():
         return out
     values, v, counts = raw[has], variance[has], n[has]
-    mean = float(values.mean())
-    finite_v = v[np.isfinite(v)]
-    tau2 = float(values.var(ddof=1)) - float(finite_v.mean() if finite_v.size else 0.0) if values.size >= 2 else 0.0
+    weighted = _between_variance(values, v)
+    if weighted is not None:
+        mean, tau2 = weighted
+    else:
+        mean = float(values.mean())
+        finite_v = v[np.isfinite(v)]
+        spread = float(values.var(ddof=1)) if values.size >= 2 else 0.0
+        tau2 = spread - float(finite_v.mean() if finite_v.size else 0.0) if values.size >= 2 else 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
         n0 = counts * v / tau2 if tau2 > 0 else np.full(counts.shape, np.inf)
     n0 = np.clip(np.nan_to_num(n0, nan=PRIOR_STRENGTH_MAX), PRIOR_STRENGTH_MIN, PRIOR_STRENGTH_MAX)
