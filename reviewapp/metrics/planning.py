@@ -58,6 +58,7 @@ class PlannerForm(forms.Form):
             confidence=study_confidence(study),
             n_simulations=DEFAULT_SIMULATIONS,
             seed=study.seed % 2**32,
+            min_reviewers=getattr(study, "min_reviewers_for_interval", None),
         )
 
 

@@ -40,6 +40,13 @@ class TestPlanner:
         # as in the real study, whatever the effect.
         assert simulated_power(0.1, 0.9, icc=0.1, reviewers=2, items=50, n_simulations=50).power == 0.0
 
+    def test_a_plan_holds_the_studys_minimum_reviewers_for_an_interval(self):
+        spec = {"icc": 0.05, "reviewers_per_arm": 8, "items_per_reviewer": 40, "n_simulations": 50}
+        strict = plan(PlanInput(0.2, 0.8, 0.9, **spec, min_reviewers=10))["contrasts"][0]
+        assert strict["power"] == 0.0 and strict["reviewers_needed"] == 10
+        # Positive control: at the estimators' default (5) eight reviewers detect a huge effect.
+        assert plan(PlanInput(0.2, 0.8, 0.9, **spec))["contrasts"][0]["power"] == 1.0
+
     def test_the_design_effect_formula_by_hand_and_the_simulation_beside_it(self):
         # 100 reviewers an arm, 5 items each, ICC 0.1: design effect 1 + 4 * 0.1 = 1.4 (Kish 1965),
         # n_eff = 500 / 1.4 = 357.14 labels an arm; SE = sqrt((0.6 * 0.4 + 0.5 * 0.5) / 357.14)

@@ -41,6 +41,7 @@ class TestPlannerView:
         # Hand check of the formula column: deff 2.95, n_eff 406.8, power 82% for the 10 points.
         assert "82%" in page and "ICC = 2.95 (Kish 1965)" in page
         assert f"{DEFAULT_SIMULATIONS} simulated studies per power" in page
+        assert "fewer than 5 per arm, the study's minimum" in page
 
     def test_it_refuses_a_rate_out_of_range_and_says_why(self, client, study, researcher):
         client.force_login(researcher)

@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 from scipy import stats
@@ -75,6 +76,9 @@ class PlanInput:
     confidence: float = 0.95
     n_simulations: int = DEFAULT_SIMULATIONS
     seed: int = 0
+    # The study's minimum reviewers per arm for an interval (the estimators' few-cluster guard);
+    # None: the estimators' own default.
+    min_reviewers: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("p_control", "p_recommendation", "p_rationale"):
@@ -93,6 +97,10 @@ class PlanInput:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
                 raise ValueError(f"`{name}` must be a whole number from 1 to {top}, got {value!r}")
+        if self.min_reviewers is not None and (
+            isinstance(self.min_reviewers, bool) or not isinstance(self.min_reviewers, int) or self.min_reviewers < 1
+        ):
+            raise ValueError(f"`min_reviewers` must be a whole number of at least 1, got {self.min_reviewers!r}")
 
 
 def simulate_arm(rng: np.random.Generator, rate: float, icc: float, reviewers: int, items: int):
@@ -225,6 +233,8 @@ def plan(spec: PlanInput) -> dict:
     search = min(spec.n_simulations, SEARCH_SIMULATIONS)
     for key, name, p_first, p_second in contrasts:
         contrast = narrative_increment if key == "narrative_increment" else deference_effect
+        if spec.min_reviewers is not None:
+            contrast = partial(contrast, min_reviewers=spec.min_reviewers)
         common = {"icc": spec.icc, "items": spec.items_per_reviewer, "confidence": spec.confidence}
         simulated = simulated_power(
             p_first,
