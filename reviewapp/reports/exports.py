@@ -126,6 +126,32 @@ AGREEMENT_METRICS: dict[str, tuple[str | None, str]] = {
     "percent_agreement": ("all", "Share of agreeing pairs of answers (Gwet's p_a), unit bootstrap."),
     "ac1": ("all", "Gwet's AC1 (robust to the prevalence paradox), unit bootstrap."),
     "alpha_with_ai": ("all", "Decision field: Krippendorff's alpha with the AI counted as one more coder."),
+    # The kappa family (stats/agreement_family.py), per schema field; Gwet (2014) standard errors, t intervals.
+    "fleiss_kappa": ("all", "Fleiss' kappa between the arm's reviewers (many-coder Scott's pi), unweighted."),
+    "brennan_prediger": ("all", "Brennan-Prediger coefficient (Bennett's S; chance = 1 / categories), unweighted."),
+    "cohen_kappa": ("all", "Cohen's kappa, unweighted; only when exactly two reviewers labelled the arm's items."),
+    "scott_pi": ("all", "Scott's pi, unweighted; only when exactly two reviewers labelled the arm's items."),
+    **{
+        f"{metric}_{weighting}": ("all", f"Ordinal and interval fields: {meaning}, {weighting} weights.")
+        for weighting in ("linear", "quadratic")
+        for metric, meaning in (
+            ("percent_agreement", "weighted percent agreement"),
+            ("gwet_ac2", "Gwet's AC2"),
+            ("fleiss_kappa", "Fleiss' kappa"),
+            ("brennan_prediger", "Brennan-Prediger"),
+            ("cohen_kappa", "Cohen's kappa (two reviewers only)"),
+            ("scott_pi", "Scott's pi (two reviewers only)"),
+        )
+    },
+    # Decision quality (stats/decision_quality.py), when the schema marks a block value.
+    "catch_rate": (None, "P(decision = block value | gold = block value); reviewer-cluster interval."),
+    "block_precision": (None, "P(gold = block value | decision = block value); reviewer-cluster interval."),
+    "false_block_rate": (None, "P(decision = block value | gold is another answer); reviewer-cluster interval."),
+    "blocks_caught": ("all", "Labels on gold items: gold is the block value and so is the decision (a count; no CI)."),
+    "blocks_missed": ("all", "Labels on gold items: gold is the block value, the decision is not (a count)."),
+    "false_blocks": ("all", "Labels on gold items: the decision is the block value, gold is not (a count)."),
+    "allows_correct": ("all", "Labels on gold items: neither gold nor the decision is the block value (a count)."),
+    "seconds_per_decision": ("all", "Median seconds from the item shown to the answer (the cost of review); no CI."),
     "narrative_increment": (None, "Deference effect of the rationale arm minus that of the recommendation arm."),
     "narrative_increment_naive": (None, "The same with Newcombe's interval."),
     # The effect model and randomization inference (docs/design.md, "Effect model"), per deference
@@ -241,6 +267,10 @@ def agreement_rows(*, study: str, run_id: int, computed_at: str, result: dict) -
                 add(name, role, metric, field, "all", humans.get(metric))
             if entry.get("with_ai"):
                 add(name, role, "alpha_with_ai", field, "all", entry["with_ai"].get("alpha"))
+            for weighting, coefficients in ((entry.get("family") or {}).get("weightings") or {}).items():
+                for metric, estimate in coefficients.items():
+                    add(name, role, family_metric(metric, weighting), field, "all", estimate)
+        add_decision_quality(add, name, role, decision, arm.get("decision_quality") or {})
         for part in UPTAKE_PARTS:
             uptake = (arm.get("uptake") or {}).get(part)
             if not uptake:
@@ -305,6 +335,32 @@ def add_effects(add, result: dict, decision: str) -> None:
                 + (f"; whole allocation re-run: p {test['p_all_arms']:.4f}" if test.get("p_all_arms") else ""),
             }
             add(arm, role, f"{row['kind']}_p_randomization", decision, row["split"], estimate)
+
+
+def family_metric(metric: str, weighting: str) -> str:
+    """The export's name of a kappa-family coefficient: ``fleiss_kappa``, ``gwet_ac2_linear``, ..."""
+    base = "gwet_ac2" if metric == "gwet_ac" else metric
+    return base if weighting == "identity" else f"{base}_{weighting}"
+
+
+DECISION_QUALITY_RATES = ("catch_rate", "block_precision", "false_block_rate")
+CONFUSION_CELLS = ("blocks_caught", "blocks_missed", "false_blocks", "allows_correct")
+
+
+def add_decision_quality(add, arm: str, role: str, decision: str, quality: dict) -> None:
+    """Decision-quality rows of one arm: the three rates per split, the four block / allow
+    counts, the median seconds per decision. Runs without decision quality add none."""
+    for metric in DECISION_QUALITY_RATES:
+        for split in SPLITS:
+            add(arm, role, metric, decision, split, (quality.get(metric) or {}).get(split))
+    if quality.get("confusion"):
+        cells = quality["confusion"]
+        for cell in CONFUSION_CELLS:
+            add(arm, role, cell, decision, "all", {"value": cells[cell], "n": cells["n"], "method": "count of labels"})
+    seconds = quality.get("seconds_per_decision")
+    if seconds:
+        median = {"value": seconds["median"], "n": seconds["n"], "method": "median of timed decisions"}
+        add(arm, role, "seconds_per_decision", decision, "all", median)
 
 
 # --- reviewers ------------------------------------------------------------------------

@@ -186,14 +186,17 @@ class TestExportReports:
         # control 12 rows; recommendation (no labels, undefined estimates) 12 + 6 effects + 8
         # uptake of the recommendation; rationale 18 + 8 uptake rows each for the rationale and
         # the recommendation; the narrative increment 6; the sensitivity view 9 (two deference
-        # effects and the increment without the flagged reviewers, three splits each).
+        # effects and the increment without the flagged reviewers, three splits each). The kappa
+        # family on the decision field: Fleiss and Brennan-Prediger per arm, Cohen and Scott in the
+        # two arms with exactly two reviewers; decision quality per arm: three rates in three splits,
+        # four block / allow counts and the seconds per decision.
         # The effect model (result["effects"]): per contrast and split four measures (odds ratio, risk
         # difference, risk ratio, Cohen's h; the reason where refused): 3 contrasts x 3 splits x 4 = 36, no
         # model p (two reviewers an arm are below the minimum of 5 for an interval: every model row gives that
         # reason), the randomization p where the contrast's arms both have labels (rationale vs control) 3.
         # Rates with the interval over reviewers, per arm: agreement in three splits, over- and
         # under-reliance and accuracy: 3 x 6.
-        assert len(rows) == 12 + (18 + 8) + (18 + 16) + 6 + 9 + (36 + 3) + 3 * 6
+        assert len(rows) == (12 + (18 + 8) + (18 + 16) + 6 + 9 + (4 + 2 + 4) + 3 * (9 + 4 + 1) + (36 + 3) + 3 * 6)
         assert {(r["study"], r["field"], r["run_id"]) for r in rows} == {("refunds", "decision", str(run.pk))}
         assert {r["computed_at"] for r in rows} == {exports.iso_utc(run.finished_at)}
 
