@@ -8,7 +8,7 @@ rows are then empty and the templates say to recompute, never fail.
 
 from __future__ import annotations
 
-from .presenters import coefficient, percent
+from .presenters import coefficient, confidence_percent, percent
 
 WEIGHTING_NAMES = {"identity": "unweighted", "linear": "linear weights", "quadratic": "quadratic weights"}
 LEVEL_NAMES = {"nominal": "nominal", "ordinal": "ordinal", "interval": "interval"}
@@ -143,4 +143,6 @@ def agreement_context(result: dict) -> dict:
         "family_rows": family_rows(result),
         "family_note": TWO_CODER_NOTE,
         "decision_quality": decision_quality_view(result),
+        # The run's confidence level ("95", "90"), for the captions.
+        "confidence_percent": confidence_percent(result),
     }

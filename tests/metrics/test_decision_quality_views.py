@@ -50,6 +50,17 @@ class TestDecisionQualityPages:
         assert "0.200" in page
         assert BLOCK_MESSAGE not in page
 
+    @pytest.mark.parametrize("confidence", [0.95, 0.9])
+    def test_the_captions_give_the_studys_confidence_level(self, client, labelled, researcher, confidence):
+        type(labelled).objects.filter(pk=labelled.pk).update(confidence_level=confidence)
+        compute(labelled)
+        client.force_login(researcher)
+        for url in ("/studies/refunds/metrics/", "/studies/refunds/dashboard/"):
+            page = client.get(url).content.decode()
+            level = f"{round(confidence * 100)}%"
+            assert f"Rates with {level} intervals over reviewers" in page
+            assert f"Gwet's AC1 with {level} unit-bootstrap intervals" in page
+
     def test_the_dashboard_shows_a_confusion_matrix_per_arm(self, client, labelled, researcher):
         compute(labelled)
         client.force_login(researcher)
