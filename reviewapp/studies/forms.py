@@ -11,7 +11,7 @@ from django.contrib.auth.validators import ASCIIUsernameValidator
 from django.core.validators import validate_email
 
 from .models import Arm, Study
-from .schema import DEFAULT_FLAG_THRESHOLDS, schema_errors
+from .schema import DEFAULT_FLAG_THRESHOLDS, schema_errors, with_block_value
 from .services import DESIGN_FIELDS
 
 
@@ -115,6 +115,35 @@ class StudyForm(forms.ModelForm):
             for name in DESIGN_FIELDS:
                 self.fields[name].disabled = True
                 self.fields[name].help_text = locked_reason
+            self._offer_block_value()
+
+    def _offer_block_value(self) -> None:
+        """With the schema locked, the block value (analysis only) can still be chosen here."""
+        fields = self.instance.label_schema.get("fields", [])
+        decision = next((f for f in fields if isinstance(f, dict) and f.get("decision") is True), {})
+        if not isinstance(decision.get("choices"), list):
+            return
+        self.fields["block_value"] = forms.ChoiceField(
+            choices=[("", "None: no decision-quality metrics")] + [(c, c) for c in decision["choices"]],
+            required=False,
+            initial=decision.get("block_value", ""),
+            label="Answer that blocks the action",
+            help_text="Analysis only, so it can change after the lock: which answer of the decision field the "
+            "decision-quality metrics (catch rate, false blocks) count as blocking the agent's action.",
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        if "block_value" in self.fields and "block_value" in self.changed_data:
+            cleaned["label_schema"] = with_block_value(self.instance.label_schema, cleaned.get("block_value"))
+        return cleaned
+
+    def changes(self) -> dict:
+        """The model fields this post changes, by name (a new block value changes the label schema)."""
+        names = [name for name in self.changed_data if name in self.Meta.fields]
+        if "block_value" in self.changed_data:
+            names.append("label_schema")
+        return {name: self.cleaned_data[name] for name in dict.fromkeys(names)}
 
     def clean_reviewer_share_warning(self):
         # Left empty (or not sent): keep what the study has.

@@ -128,6 +128,25 @@ def _block_value_errors(field: dict, where: str) -> list[str]:
     return []
 
 
+def without_block_value(schema: dict) -> dict:
+    """The schema as reviewers meet it: the block value is analysis only (which answer
+    decision quality counts as a block), so marking it changes nobody's labelling and may
+    change after the design is locked (migration studies/0008 holds the same rule)."""
+    fields = [{k: v for k, v in f.items() if k != "block_value"} for f in schema.get("fields", [])]
+    return {**schema, "fields": fields}
+
+
+def with_block_value(schema: dict, value: str | None) -> dict:
+    """The schema with its decision field's block value set (None or "": removed)."""
+    fields = []
+    for field in schema.get("fields", []):
+        field = {k: v for k, v in field.items() if k != "block_value"}
+        if field.get("decision") is True and value:
+            field["block_value"] = value
+        fields.append(field)
+    return {**schema, "fields": fields}
+
+
 def block_value(schema: dict) -> str | None:
     """The decision answer that blocks the agent's action, or None when the schema marks none."""
     return decision_field(schema).get("block_value")

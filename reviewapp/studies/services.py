@@ -22,7 +22,7 @@ from . import signals
 from .devices import JoinSignals
 from .models import Arm, AuditEvent, Enrolment, Invitation, ReviewerProfile, Study
 from .randomization import allocate_reviewer, weights_error
-from .schema import schema_errors
+from .schema import schema_errors, without_block_value
 
 # Fields that define the experiment: changing them after reviewers were allocated or
 # labels were given would mix two designs in one data set.
@@ -104,7 +104,7 @@ def study_update(*, study: Study, actor, changes: dict[str, Any], via: str = "ap
     """
     acting_as(actor, via=via)
     changed = [name for name, value in changes.items() if getattr(study, name) != value]
-    locked = [name for name in changed if name in DESIGN_FIELDS]
+    locked = [name for name in changed if name in DESIGN_FIELDS and not _analysis_only(study, name, changes[name])]
     if locked:
         reason = lock_reason(study)
         if reason:
@@ -117,6 +117,11 @@ def study_update(*, study: Study, actor, changes: dict[str, Any], via: str = "ap
     if {"overlap_k", "design", "item_order"} & set(changed):
         _queue_follow_design(study)
     return changed
+
+
+def _analysis_only(study: Study, name: str, value: Any) -> bool:
+    """A change reviewers never meet, allowed after the lock: the label schema's block value."""
+    return name == "label_schema" and without_block_value(study.label_schema) == without_block_value(value)
 
 
 def start_problems(study: Study) -> list[str]:

@@ -81,7 +81,7 @@ def study_settings(request: HttpRequest, slug: str) -> HttpResponse:
     reason = services.lock_reason(study)
     form = StudyForm(request.POST or None, instance=study, locked_reason=reason)
     if request.method == "POST" and form.is_valid():
-        changes = {name: form.cleaned_data[name] for name in form.changed_data if name in StudyForm.Meta.fields}
+        changes = form.changes()
         # The form already wrote cleaned values onto the instance; reload so the
         # service compares against what is stored.
         study.refresh_from_db()
