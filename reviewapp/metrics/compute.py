@@ -280,6 +280,7 @@ def arm_reliance(data: LabelData, spec: StudySpec, basis: LabelBasis, arm: ArmSp
         "reveal": arm.reveal,
         "n_labels": int(mask.sum()),
         "n_reviewers": len(np.unique(basis.reviewer_index[mask])),
+        "n_items": len(np.unique(data.item[mask])),
         "agreement_with_ai": agreement_with_ai_by_split(spec, basis, arm),
         "deference_effect": deference_effect_by_split(spec, basis, arm),
         # Never below 1 as a real value; None with the reason when not estimable.

@@ -13,7 +13,7 @@ from django.db import connection
 from psycopg import sql
 
 from reviewapp.ingest.models import Item
-from reviewapp.queue.models import Label
+from reviewapp.queue.models import Assignment, Label, LateSubmission
 from reviewapp.studies.models import Study
 
 from .compute import LabelData
@@ -176,4 +176,15 @@ def data_watermark(study: Study) -> dict:
         "probe_items": probe_count,
         "gold_fingerprint": gold_fingerprint,
         "study_updated_at": study.updated_at.isoformat(),
+    }
+
+
+def exclusion_counts(study: Study) -> dict:
+    """What the metrics leave out, counted when a run loads its labels (so the methods
+    paragraph describes the data the run used, without a pass over the tables per page view):
+    skipped assignments, late answers kept for the record, and superseded (corrected) labels."""
+    return {
+        "skipped": Assignment.objects.filter(study=study, state=Assignment.State.SKIPPED).count(),
+        "late": LateSubmission.objects.filter(assignment__study=study).count(),
+        "corrections": Label.objects.filter(study=study, superseded_by__isnull=False).count(),
     }

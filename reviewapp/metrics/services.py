@@ -17,7 +17,7 @@ from reviewapp.studies.models import AuditEvent, Study
 
 from .allocation import allocation_record
 from .compute import ArmSpec, FieldSpec, StudySpec, study_metrics
-from .loading import data_watermark, labels_load
+from .loading import data_watermark, exclusion_counts, labels_load
 from .models import MetricRun
 from .stats.rubber_stamp import DEFAULT_THRESHOLDS
 
@@ -123,6 +123,7 @@ def metric_run_work(run: MetricRun, progress: JobProgress) -> None:
     result = study_metrics(
         data, study_spec(study), lambda percent, message: progress.update(progress=percent, note=message[:200])
     )
+    result["exclusions"] = exclusion_counts(study)
     timings = {
         "load_seconds": round(load_seconds, 3),
         **result.pop("timings"),

@@ -7,7 +7,7 @@ strings the metrics run stored beside every estimate (MetricRun.result), so the 
 the estimators the numbers came from, not the ones the documentation hoped for. Citations are
 added for every method the paragraph names.
 
-``methods_facts`` reads the database (the study, its arms, the labels per arm, skipped and late
+``methods_facts`` reads the study and its arms, and from the metrics run the labels per arm and the skipped and late
 answers); ``methods_section`` is pure and builds the text from those facts and the result.
 """
 
@@ -16,10 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Q
-
 from reviewapp.metrics.stats.rubber_stamp import MIN_CROSSED_TO_FLAG, MIN_LABELS_TO_FLAG
-from reviewapp.queue.models import Assignment, Label, LateSubmission
 from reviewapp.studies.models import Study
 
 # Which reference a method string (or a fixed part of the design) calls for: the first keyword
@@ -143,23 +140,19 @@ class MethodsFacts:
     reviewer_quota: int | None
     seed: int
     reading_wpm: int
-    n_skipped: int
-    n_late: int
-    n_corrections: int
+    n_skipped: int | None
+    n_late: int | None
+    n_corrections: int | None
     extra: dict = field(default_factory=dict)
 
 
-def methods_facts(study: Study) -> MethodsFacts:
-    """What the paragraph needs from the database: the study's settings, per arm the reviewers,
-    distinct items and current labels (corrections replace what they supersede), and the
-    answers the metrics leave out (skipped assignments, late answers, superseded labels)."""
-    current = Label.objects.filter(study=study, superseded_by__isnull=True)
-    per_arm = {
-        row["arm"]: row
-        for row in current.values("arm").annotate(
-            reviewers=Count("reviewer", distinct=True), items=Count("item", distinct=True), labels=Count("id")
-        )
-    }
+def methods_facts(study: Study, result: dict) -> MethodsFacts:
+    """What the paragraph needs: the study's settings, and from the metrics run it describes
+    (so the paragraph and the numbers agree, and a page view makes no pass over the labels)
+    per arm the reviewers, distinct items and current labels, and the answers the metrics
+    leave out (skipped assignments, late answers, superseded labels; None for runs stored
+    before they were counted)."""
+    per_arm = {arm.get("id"): arm for arm in result.get("arms", [])}
     arms = tuple(
         ArmFacts(
             name=arm.name,
@@ -170,13 +163,13 @@ def methods_facts(study: Study) -> MethodsFacts:
             rationale_display=arm.rationale_display,
             weight=arm.weight,
             quota=arm.reviewer_quota,
-            n_reviewers=per_arm.get(arm.pk, {}).get("reviewers", 0),
-            n_items=per_arm.get(arm.pk, {}).get("items", 0),
-            n_labels=per_arm.get(arm.pk, {}).get("labels", 0),
+            n_reviewers=per_arm.get(arm.pk, {}).get("n_reviewers", 0),
+            n_items=per_arm.get(arm.pk, {}).get("n_items", 0),
+            n_labels=per_arm.get(arm.pk, {}).get("n_labels", 0),
         )
         for arm in study.arms.order_by("position", "id")
     )
-    counts = Assignment.objects.filter(study=study).aggregate(skipped=Count("id", filter=Q(state="skipped")))
+    excluded = result.get("exclusions") or {}
     return MethodsFacts(
         design=study.design,
         arms=arms,
@@ -186,9 +179,9 @@ def methods_facts(study: Study) -> MethodsFacts:
         reviewer_quota=study.reviewer_quota,
         seed=study.seed,
         reading_wpm=study.reading_wpm,
-        n_skipped=counts["skipped"],
-        n_late=LateSubmission.objects.filter(assignment__study=study).count(),
-        n_corrections=Label.objects.filter(study=study, superseded_by__isnull=False).count(),
+        n_skipped=excluded.get("skipped"),
+        n_late=excluded.get("late"),
+        n_corrections=excluded.get("corrections"),
     )
 
 
@@ -280,13 +273,18 @@ def _sample_sentence(facts: MethodsFacts, result: dict) -> str:
     )
 
 
+def _count(n: int | None) -> str:
+    # Runs stored before the exclusions were counted do not have them.
+    return "not counted by this run; recompute the metrics" if n is None else str(n)
+
+
 def _exclusions_sentence(facts: MethodsFacts, result: dict) -> str:
     flagged = result.get("flagged_reviewers", 0)
     sensitivity = result.get("sensitivity") or {}
     text = (
-        f"Skipped assignments ({facts.n_skipped}) and late answers ({facts.n_late}; arriving after the item's "
-        f"lease had passed to another reviewer) were not counted, and corrected labels ({facts.n_corrections}) "
-        "counted in their corrected form only. "
+        f"Skipped assignments ({_count(facts.n_skipped)}) and late answers ({_count(facts.n_late)}; arriving "
+        "after the item's lease had passed to another reviewer) were not counted, and corrected labels "
+        f"({_count(facts.n_corrections)}) counted in their corrected form only. "
         f"Of the reviewers, {flagged} {'was' if flagged == 1 else 'were'} flagged as possible rubber stamps "
         f"({MIN_CROSSED_TO_FLAG} or more of seven behavioural indicators beyond their thresholds after "
         "empirical-Bayes shrinkage toward the room, the proportions under a beta-binomial prior fitted by "
@@ -350,4 +348,4 @@ def methods_section(facts: MethodsFacts, result: dict) -> dict:
 
 def study_methods(study: Study, result: dict) -> dict:
     """The methods section of ``study`` with its latest metrics ``result``."""
-    return methods_section(methods_facts(study), result)
+    return methods_section(methods_facts(study, result), result)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from reviewapp.queue.models import Assignment
-from reviewapp.reports.methods import ArmFacts, MethodsFacts, methods_section
+from reviewapp.reports.methods import ArmFacts, MethodsFacts, methods_section, study_methods
 from reviewapp.studies.models import Study
 from tests.builders import compute_metrics
 
@@ -113,8 +113,9 @@ class TestMethods:
         assert text.endswith("All intervals are 95% intervals.")
 
     def test_the_dashboard_shows_it_with_a_copy_button_and_no_inline_script(self, client, labelled, researcher):
+        # Counted by the metrics run, as skipped (the paragraph describes the run's data).
+        Assignment.objects.filter(study=labelled).update(state="skipped")
         compute_metrics(labelled)
-        Assignment.objects.filter(study=labelled).update(state="skipped")  # counted as skipped, not labels
         client.force_login(researcher)
 
         page = client.get("/studies/refunds/dashboard/").content.decode()
@@ -140,3 +141,10 @@ class TestMethods:
         assert data["sensitivity"]["n_excluded"] == 0
         # The CSV has no room for it: only the JSON report carries the paragraph.
         assert "We ran a" not in client.get("/studies/refunds/exports/agreement.csv").getvalue().decode()
+
+    def test_a_run_stored_before_exclusions_were_counted_says_so(self, labelled):
+        result = compute_metrics(labelled).result
+        counted = study_methods(labelled, result)["paragraph"]
+        older = study_methods(labelled, {k: v for k, v in result.items() if k != "exclusions"})["paragraph"]
+        assert "Skipped assignments (0)" in counted
+        assert "Skipped assignments (not counted by this run; recompute the metrics)" in older
