@@ -16,15 +16,16 @@ from typing import Any
 
 import orjson
 
-from .formats import FieldError, anthropic, inspect_log, native, openai, otel
+from .formats import FieldError, anthropic, inspect_log, native, openai, openai_responses, otel
 
-RECORD_FORMATS = ("native", "openai", "anthropic")
+RECORD_FORMATS = ("native", "openai", "anthropic", "openai_responses")
 DOCUMENT_FORMATS = ("otel", "inspect")
 ALL_FORMATS = RECORD_FORMATS + DOCUMENT_FORMATS
 MESSAGE_CONVERTERS: dict[str, Callable[[dict], list[dict]]] = {
     "native": lambda record: native.normalize_messages(record.get("messages")),
     "openai": openai.to_native,
     "anthropic": anthropic.to_native,
+    "openai_responses": openai_responses.to_native,
 }
 MAX_EXTERNAL_ID = 255
 MAX_TITLE = 500
@@ -247,7 +248,7 @@ def build_item(
 
 def _build_item(raw, location, format_hint, decision_check, source_format) -> ItemRecord:
     external_id = _external_id(raw.get("external_id"))
-    record_format = raw.get("format", format_hint or "native")
+    record_format = raw.get("format", format_hint or detect_record_format(raw))
     if not isinstance(record_format, str):
         raise FieldError("format", f"must be a string, one of {', '.join(ALL_FORMATS)}")
     if record_format not in MESSAGE_CONVERTERS:
@@ -298,6 +299,22 @@ def _build_item(raw, location, format_hint, decision_check, source_format) -> It
         is_probe=is_probe,
         priority=_priority(raw.get("priority", 0)),
     )
+
+
+def detect_record_format(raw: dict) -> str:
+    """The format of a record that names none: native, unless it has the Responses API's shape.
+
+    A Responses API record has ``input`` items (or a ``response`` object / ``output`` items) and
+    no ``messages``; every other format keeps its transcript under ``messages``.
+    """
+    if "messages" in raw:
+        return "native"
+    response = raw.get("response")
+    if "input" in raw or isinstance(raw.get("output"), list):
+        return "openai_responses"
+    if isinstance(response, dict) and response.get("object") == "response":
+        return "openai_responses"
+    return "native"
 
 
 def _external_id(value: Any) -> str:

@@ -496,7 +496,7 @@ LABEL_INTERACTION_KEYS = (
 ITEM_COLUMNS: tuple[Column, ...] = (
     Column("study", "Study slug."),
     Column("external_id", "The item's external_id (as ingested)."),
-    Column("source_format", "Ingest format: native, openai, anthropic, otel or inspect."),
+    Column("source_format", "Ingest format: native, openai, anthropic, openai_responses, otel or inspect."),
     Column("title", "The transcript's title."),
     Column("word_count", "Words a reviewer reads (the reading floor is word_count / wpm).", NUMBER),
     Column("ai_recommendation", "The AI's recommendation (decision field value).", JSON),

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from reviewapp.ingest.formats import native
-from reviewapp.ingest.parsing import ItemRecord, RecordError, build_item, count_words
+from reviewapp.ingest.parsing import ItemRecord, RecordError, build_item, count_words, detect_record_format
 
 # Values a broken exporter or a hand-edited file might put anywhere.
 ODD_VALUES: list[Any] = [None, 0, -1, 2.5, True, "", "x", "{", [], {}, [None], [1], {"type": None}, {"type": 7}]
@@ -92,7 +92,7 @@ def _check_error(record: dict, damaged: dict, error: RecordError) -> None:
 
 def _check_item(damaged: dict, item: ItemRecord) -> None:
     assert item.external_id == str(damaged["external_id"])
-    assert item.source_format == damaged.get("format", "native")
+    assert item.source_format == damaged.get("format", detect_record_format(damaged))
     messages = item.payload["messages"]
     assert messages and native.normalize_messages(messages) == messages, "stored messages are valid native ones"
     assert item.payload_json == orjson.dumps(item.payload, option=orjson.OPT_SORT_KEYS)

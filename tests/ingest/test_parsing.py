@@ -141,7 +141,7 @@ class TestBadRecords:
     def test_it_rejects_an_unknown_format(self):
         error = self.error_for(record(format="csv"))
         assert error.field == "format"
-        assert "native, openai, anthropic, otel, inspect" in error.reason
+        assert "native, openai, anthropic, openai_responses, otel, inspect" in error.reason
 
     # Found by the damage tests of tests/formats: a list or an object as the format was looked up
     # in a dict and raised TypeError (the API answered 500) instead of naming the field.

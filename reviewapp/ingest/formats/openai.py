@@ -46,6 +46,11 @@ def _response_message(response: Any, tool_names: dict[str, str]) -> dict:
     if not isinstance(response, dict):
         raise FieldError("response", f"must be a Chat Completions response object, got {json_type(response)}")
     choices = response.get("choices")
+    if response.get("object") == "response" and choices is None:
+        raise FieldError(
+            "response",
+            'is a Responses API response, not a Chat Completions one: send it as "format": "openai_responses"',
+        )
     if not isinstance(choices, list) or not choices:
         raise FieldError("response.choices", "must be a non-empty list")
     choice = choices[0]
