@@ -110,6 +110,7 @@ class TestItemsApi:
         [
             ("formats/openai.jsonl", JSONL, "openai", 3),
             ("formats/anthropic.jsonl", JSONL, "anthropic", 3),
+            ("formats/openai_responses.jsonl", JSONL, "openai_responses", 2),
             ("formats/otel.json", "application/json", "otel", 2),
             ("formats/inspect.json", "application/json", "inspect", None),
             ("demo/transcripts.jsonl", JSONL, "native", 48),
