@@ -25,6 +25,7 @@ DEMO_FILES = [
     "demo/transcripts.jsonl",
     "formats/openai.jsonl",
     "formats/anthropic.jsonl",
+    "formats/openai_responses.jsonl",
     "formats/otel.json",
     "formats/inspect.json",
 ]
