@@ -92,6 +92,7 @@ def study_items(request: HttpRequest, slug: str) -> HttpResponse:
         run_target=KeyTextTransform("target", "source_metadata"),
         run_scores=KeyTransform("scores", "source_metadata"),
         run_error=KeyTextTransform("sample_error", "source_metadata"),
+        run_warnings=KeyTransform("fidelity_warnings", "source_metadata"),
     ).defer("payload", "source_metadata")
     page = item_page(
         items, after=_item_cursor(request.GET.get("after")), before=_item_cursor(request.GET.get("before"))

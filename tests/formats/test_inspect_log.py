@@ -299,6 +299,13 @@ def test_it_renders_reasoning_images_and_server_tools_as_text():
     assert "Here you go." in text and "[image]" in text and "base64" not in text
     assert "[web_search: search] q" in text
     assert "gAAAA" not in text and "[redacted reasoning]" in text
+    # What is lost by design is said on the item, never silent.
+    assert record["metadata"]["fidelity_warnings"] == [
+        "1 image part shown as a placeholder",
+        "1 redacted reasoning part shown as a placeholder",
+    ]
+    _, plain = _only(_log(_sample([{"role": "user", "content": "hi"}])))
+    assert "fidelity_warnings" not in plain["metadata"]
 
 
 def test_it_resolves_attachment_references():

@@ -28,6 +28,7 @@ def run_metadata(errored: bool) -> dict:
         "eval_id": "e1",
         "sample_id": "s1",
         "epoch": 1,
+        "fidelity_warnings": ["1 image part shown as a placeholder"],
     }
     if errored:
         metadata["sample_error"] = CANARIES["error"]
@@ -45,6 +46,7 @@ class TestRunMetadataBlinding:
             page = client.get(f"/review/{study.slug}/").content.decode()
             assert 'id="transcript"' in page, arm.name  # an item is on screen
             assert [name for name, canary in CANARIES.items() if canary in page] == [], arm.name
+            assert "shown as a placeholder" not in page, arm.name
             assert ("This run ended with an error" in page) is errored, arm.name
 
     def test_the_researcher_sees_task_model_target_scores_and_the_error(self, client, study, researcher):
@@ -55,4 +57,5 @@ class TestRunMetadataBlinding:
         for name in ("task", "model", "target", "score", "error"):
             assert CANARIES[name] in page, name  # the positive control for the test above
         assert page.count(">errored</span>") == 1
+        assert "Not shown in full: 1 image part shown as a placeholder" in page
         assert Item.objects.count() == 2

@@ -11,6 +11,7 @@ hands them to ``iter_sample_records``.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -125,6 +126,9 @@ def _sample_record(sample: Any, run: dict) -> dict:
     scores = _scores(sample.get("scores"))
     if scores:
         record["metadata"]["scores"] = scores
+    warnings = _lost_by_design(sample.get("messages"))
+    if warnings:
+        record["metadata"]["fidelity_warnings"] = warnings
     error = sample.get("error")
     if error is not None:
         # An errored sample is kept (its transcript shows how far it got) and marked as such.
@@ -155,6 +159,21 @@ def _fidelity(source: list, stored: list[dict]) -> dict:
     if lost:
         raise FieldError("messages", "would lose " + ", ".join(lost) + " in conversion")
     return counted
+
+
+def _lost_by_design(source: list) -> list[str]:
+    """What the transcript shows only as a marker: media and documents as ``[image]`` and the
+    like, redacted reasoning (an encrypted blob) as ``[redacted reasoning]``; said, never silent."""
+    kinds: Counter[str] = Counter()
+    for message in source:
+        content = message.get("content") if isinstance(message, dict) else None
+        for part in content if isinstance(content, list) else []:
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "reasoning" and part.get("redacted") is True:
+                kinds["redacted reasoning"] += 1
+            elif isinstance(kind, str) and kind not in ("text", "reasoning", "tool_use"):
+                kinds[placeholder(kind).strip("[]")] += 1
+    return [f"{n} {kind} part{'s' if n != 1 else ''} shown as a placeholder" for kind, n in sorted(kinds.items())]
 
 
 def _scores(raw: Any) -> dict:
