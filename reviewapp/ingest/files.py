@@ -4,22 +4,37 @@ Memory stays bounded whatever the file holds: JSON Lines are read one line at a 
 line longer than the record limit is skipped unread (only its size is counted); a .json
 document is read whole only up to ``INGEST_MAX_DOCUMENT_BYTES``; and gzip is decompressed
 as a stream that stops past ``INGEST_GZIP_MAX_RATIO`` times the compressed size or
-``INGEST_MAX_DECOMPRESSED_BYTES`` (a 1 MB "gzip bomb" expands to gigabytes).
+``INGEST_MAX_DECOMPRESSED_BYTES`` (a 1 MB "gzip bomb" expands to gigabytes). An Inspect
+``.eval`` log (a zip) is read one sample at a time under the same caps.
 """
 
 from __future__ import annotations
 
 import gzip
 import uuid
+import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .parsing import BodyError, DecisionCheck, LongLine, ParseResult, parse_document, parse_jsonl
+from .parsing import (
+    BodyError,
+    DecisionCheck,
+    LongLine,
+    ParseResult,
+    RecordError,
+    decode_json,
+    parse_document,
+    parse_inspect_eval,
+    parse_jsonl,
+)
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonlines")
+# Inspect AI's default log format: a zip of the log's header and one JSON file per sample.
+EVAL_SUFFIX = ".eval"
+ZIP_MAGIC = b"PK\x03\x04"
 # Below this much output the ratio is not checked: a tiny file may expand a lot, harmlessly.
 RATIO_FLOOR_BYTES = 1024 * 1024
 LINE_CHUNK = 1024 * 1024
@@ -92,13 +107,18 @@ class CappedGzip:
 
 
 def file_kind(name: str) -> str:
-    """'jsonl' or 'json' from a file name (``.gz`` allowed)."""
+    """'jsonl', 'json' (``.gz`` allowed) or 'eval' (an Inspect log, a zip already) from a file name."""
+    if name.lower().endswith(EVAL_SUFFIX):
+        return "eval"
     lowered = name.lower().removesuffix(".gz")
     if lowered.endswith(JSONL_SUFFIXES):
         return "jsonl"
     if lowered.endswith(".json"):
         return "json"
-    raise BodyError(f"{name}: cannot tell the format from the name; use .json, .jsonl or .ndjson (optionally .gz)")
+    raise BodyError(
+        f"{name}: cannot tell the format from the name; use .json, .jsonl or .ndjson (optionally .gz), "
+        "or .eval for an Inspect AI log"
+    )
 
 
 def parse_file(
@@ -119,6 +139,11 @@ def parse_file(
     """
     kind = kind or file_kind(path.name)
     limits = limits or ReadLimits.from_settings()
+    if kind == "eval":
+        yield from parse_eval_file(
+            path, decision_check=decision_check, max_record_bytes=max_record_bytes, on_bytes=on_bytes, limits=limits
+        )
+        return
     with open(path, "rb") as raw:
         stream: BinaryIO | CappedGzip = raw
         if path.name.lower().endswith(".gz"):
@@ -141,6 +166,100 @@ def parse_file(
         yield from parse_jsonl(
             lines, format_hint=format_hint, decision_check=decision_check, max_record_bytes=max_record_bytes
         )
+
+
+def parse_eval_file(
+    path: Path,
+    *,
+    decision_check: DecisionCheck | None,
+    max_record_bytes: int,
+    limits: ReadLimits,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Iterator[ParseResult]:
+    """Records from an Inspect ``.eval`` log, read with the standard library one sample at a time.
+
+    The layout is Inspect's (``inspect_ai/log/_recorders/eval.py``): ``header.json`` holds the
+    log without samples (``_journal/start.json`` until the eval finishes) and each sample is
+    ``samples/<id>_epoch_<n>.json``. Memory holds one sample; each member is read only up to
+    ``INGEST_MAX_DOCUMENT_BYTES``, and all of them together only up to the gzip caps
+    (``INGEST_GZIP_MAX_RATIO`` times the file's size, ``INGEST_MAX_DECOMPRESSED_BYTES``).
+    """
+    where = path.name
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise BodyError(f"{where}: not a readable Inspect .eval log (a zip archive): {exc}") from None
+    with archive:
+        budget = _ZipBudget(path.stat().st_size, limits, where)
+        members = archive.infolist()
+        names = {info.filename for info in members}
+        header_name = next((n for n in ("header.json", "_journal/start.json") if n in names), None)
+        if header_name is None:
+            raise BodyError(f"{where}: not an Inspect .eval log (it has neither header.json nor _journal/start.json)")
+        header_info = archive.getinfo(header_name)
+        header_bytes = budget.read(archive, header_info, limits.max_document_bytes)
+        if header_bytes is None:
+            raise BodyError(f"{where}: {header_name} is over {limits.max_document_bytes:,} bytes")
+        header = decode_json(header_bytes, f"{where}: {header_name}")
+        samples = [i for i in members if i.filename.startswith("samples/") and i.filename.endswith(".json")]
+        if not samples:
+            raise BodyError(
+                f"{where}: the log has no samples (written with --no-log-samples, or the eval wrote none yet)"
+            )
+
+        def read_samples() -> Iterator[tuple[str, object]]:
+            for info in samples:
+                data = budget.read(archive, info, limits.max_document_bytes)
+                if on_bytes:
+                    on_bytes(info.header_offset + info.compress_size)
+                if data is None:
+                    reason = (
+                        f"{info.file_size:,} bytes exceeds the {limits.max_document_bytes:,}-byte limit "
+                        "per sample file (INGEST_MAX_DOCUMENT_BYTES)"
+                    )
+                    yield info.filename, RecordError(info.filename, "(record)", reason)
+                    continue
+                try:
+                    yield info.filename, decode_json(data, info.filename)
+                except BodyError as exc:
+                    yield info.filename, RecordError(info.filename, "(record)", str(exc))
+
+        yield from parse_inspect_eval(
+            header, read_samples(), decision_check=decision_check, max_record_bytes=max_record_bytes
+        )
+
+
+class _ZipBudget:
+    """Decompressed bytes across a zip's members, under the same caps as a gzip stream."""
+
+    def __init__(self, compressed_size: int, limits: ReadLimits, where: str) -> None:
+        by_ratio = max(limits.gzip_max_ratio * compressed_size, RATIO_FLOOR_BYTES)
+        self.cap = min(by_ratio, limits.max_decompressed_bytes)
+        if by_ratio < limits.max_decompressed_bytes:
+            self._refusal = (
+                f"{where}: decompresses to more than {self.cap:,} bytes, over {limits.gzip_max_ratio} times its "
+                f"{compressed_size:,} compressed bytes (INGEST_GZIP_MAX_RATIO); refused as a likely decompression bomb"
+            )
+        else:
+            self._refusal = (
+                f"{where}: decompresses to more than the {limits.max_decompressed_bytes:,}-byte limit "
+                "(INGEST_MAX_DECOMPRESSED_BYTES)"
+            )
+        self._where = where
+        self.produced = 0
+
+    def read(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes | None:
+        """The member's bytes, or None when it is over ``limit`` (read no further than that)."""
+        room = min(limit, self.cap - self.produced) + 1
+        try:
+            with archive.open(info) as member:
+                data = member.read(room)
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError) as exc:
+            raise BodyError(f"{self._where}: {info.filename}: not readable ({exc})") from None
+        self.produced += len(data)
+        if self.produced > self.cap:
+            raise DecompressedTooLarge(self._refusal)
+        return None if len(data) > limit else data
 
 
 def read_document(stream: BinaryIO | CappedGzip, limit: int, where: str) -> bytes:
@@ -185,5 +304,7 @@ def new_upload_path(original_name: str) -> Path:
 
     upload_dir = Path(settings.UPLOAD_DIR)
     upload_dir.mkdir(parents=True, exist_ok=True)
-    kept = "".join(s for s in Path(original_name).suffixes[-2:] if s.lower() in (".json", ".gz", *JSONL_SUFFIXES))
+    kept = "".join(
+        s for s in Path(original_name).suffixes[-2:] if s.lower() in (".json", ".gz", EVAL_SUFFIX, *JSONL_SUFFIXES)
+    )
     return upload_dir / f"{uuid.uuid4().hex}{kept}"

@@ -20,7 +20,9 @@ class GoldForm(forms.Form):
 
 
 class UploadForm(forms.Form):
-    file = forms.FileField(help_text=".jsonl / .ndjson (one record per line) or .json (a document), optionally .gz")
+    file = forms.FileField(
+        help_text=".jsonl / .ndjson (one record per line) or .json (a document), optionally .gz; or Inspect .eval"
+    )
     format = forms.ChoiceField(
         choices=[("", "detect / per record")] + [(f, f) for f in ALL_FORMATS],
         required=False,

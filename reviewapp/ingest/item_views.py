@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib import messages
 from django.db.models import Q, QuerySet
-from django.db.models.fields.json import KeyTextTransform
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -84,10 +84,21 @@ def study_items(request: HttpRequest, slug: str) -> HttpResponse:
     shown = shown if shown in ITEM_FILTERS else "all"
     items = study.items.filter(ITEM_FILTERS[shown]) if shown in ITEM_FILTERS else study.items.all()
     # The title only, not whole payloads: a page of transcripts would be megabytes.
-    items = items.annotate(title=KeyTextTransform("title", "payload")).defer("payload", "source_metadata")
+    items = items.annotate(
+        title=KeyTextTransform("title", "payload"),
+        # The run a transcript came from (Inspect logs): a few keys, not the whole metadata.
+        run_task=KeyTextTransform("task", "source_metadata"),
+        run_model=KeyTextTransform("model", "source_metadata"),
+        run_target=KeyTextTransform("target", "source_metadata"),
+        run_scores=KeyTransform("scores", "source_metadata"),
+        run_error=KeyTextTransform("sample_error", "source_metadata"),
+        run_warnings=KeyTransform("fidelity_warnings", "source_metadata"),
+    ).defer("payload", "source_metadata")
     page = item_page(
         items, after=_item_cursor(request.GET.get("after")), before=_item_cursor(request.GET.get("before"))
     )
+    for item in page.object_list:
+        item.run_score_text = score_text(item.run_scores)
     counts = tallies.item_counts([study.pk])[study.pk]
     totals = {"all": counts.items, "gold": counts.gold, "no-gold": counts.items - counts.gold, "probes": counts.probes}
     context = {
@@ -98,6 +109,13 @@ def study_items(request: HttpRequest, slug: str) -> HttpResponse:
         "choices": _decision_choices(study),
     }
     return render(request, "studies/items.html", context)
+
+
+def score_text(scores) -> str:
+    """``{"match": {"value": "C"}}`` as ``match: C``, for the items table."""
+    if not isinstance(scores, dict):
+        return ""
+    return ", ".join(f"{name}: {score.get('value')}" for name, score in scores.items() if isinstance(score, dict))
 
 
 @dataclass

@@ -164,6 +164,35 @@ def parse_jsonl(
         yield build_item(raw, location, format_hint, decision_check)
 
 
+def parse_inspect_eval(
+    header: Any,
+    samples: Iterable[tuple[str, Any]],
+    *,
+    decision_check: DecisionCheck | None = None,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+) -> Iterator[ParseResult]:
+    """An Inspect ``.eval`` log read sample by sample (files.py opens the zip).
+
+    ``header`` is the log without its samples; ``samples`` yields ``(member name, decoded
+    sample)``, or ``(member name, RecordError)`` for a sample that could not be read.
+    """
+    try:
+        run = inspect_log.run_info(header)
+    except FieldError as exc:
+        raise BodyError(f"header: {exc.field}: {exc.reason}") from None
+    for index, (_name, sample) in enumerate(samples):
+        if isinstance(sample, RecordError):
+            yield sample
+            continue
+        location, raw = inspect_log.sample_record(sample, index, run)
+        if isinstance(raw, FieldError):
+            yield RecordError(location, raw.field, raw.reason)
+        else:
+            yield _oversize(raw, location, max_record_bytes) or build_item(
+                {**raw, "format": "native"}, location, None, decision_check, "inspect"
+            )
+
+
 def _records_from_document(
     doc: Any, format_hint: str | None, decision_check: DecisionCheck | None, max_record_bytes: int
 ):

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from reviewapp.studies.models import AuditEvent, IngestToken, Study, hash_token
 
-from .files import CappedGzip, DecompressedTooLarge, new_upload_path
+from .files import ZIP_MAGIC, CappedGzip, DecompressedTooLarge, new_upload_path
 from .models import IngestJob
 from .parsing import ALL_FORMATS, BodyError, parse_document, parse_jsonl
 from .services import ConcurrentIngestError, decision_check_for, ingest_job_create, items_ingest
@@ -61,6 +61,16 @@ def _authenticate(request: HttpRequest, slug: str) -> tuple[Study, IngestToken]:
         raise ApiError(409, f"Study '{slug}' is closed; it accepts no new items.")
     IngestToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
     return token.study, token
+
+
+ZIP_TYPES = ("application/zip", "application/x-zip-compressed")
+# The items endpoint takes the records in the request; a zip cannot be parsed there.
+EVAL_BODY_REFUSAL = (
+    "This body is a zip archive (an Inspect AI .eval log?), which this endpoint cannot read: it takes "
+    "JSON or JSON Lines. Send the .eval file as it is to POST /api/studies/{slug}/uploads with "
+    "Content-Type: application/zip, upload it on the study page (Upload a file), or run "
+    "`python manage.py ingest --study {slug} FILE.eval`; or convert it with `inspect log convert --to json`."
+)
 
 
 def _body_kind(request: HttpRequest) -> str:
@@ -183,6 +193,8 @@ def api_view(view):
 def items_create(request: HttpRequest, slug: str) -> JsonResponse:
     study, token = _authenticate(request, slug)
     body = _read_body(request, settings.INGEST_MAX_BODY_BYTES)
+    if body.startswith(ZIP_MAGIC):
+        raise ApiError(415, EVAL_BODY_REFUSAL.format(slug=slug))
     kind = _body_kind(request)
     hint = _format_hint(request)
     check = decision_check_for(study)
@@ -214,7 +226,8 @@ def items_create(request: HttpRequest, slug: str) -> JsonResponse:
 @require_POST
 def uploads_create(request: HttpRequest, slug: str) -> JsonResponse:
     study, token = _authenticate(request, slug)
-    kind = _body_kind(request)
+    # An Inspect .eval log is a zip: stored as it came, read by the worker sample by sample.
+    kind = "eval" if request.content_type in ZIP_TYPES else _body_kind(request)
     hint = _format_hint(request)
     filename = _upload_filename(request)
     limit = settings.INGEST_MAX_UPLOAD_BYTES
@@ -222,7 +235,10 @@ def uploads_create(request: HttpRequest, slug: str) -> JsonResponse:
     stream = _body_stream(request)
     # A gzip body is stored as it came and decompressed by the worker, as a stream under
     # the ratio and size caps (files.py).
-    stored = new_upload_path(f"upload.{kind}.gz" if _gzipped(request) else f"upload.{kind}")
+    gzipped = _gzipped(request)
+    if kind == "eval" and gzipped:
+        raise ApiError(415, "An .eval log is a zip already: send it without Content-Encoding: gzip.")
+    stored = new_upload_path(f"upload.{kind}.gz" if gzipped else f"upload.{kind}")
     size = 0
     try:
         with open(stored, "wb") as out:

@@ -203,6 +203,8 @@ def _work_view(
         "stage": "blind" if blind_stage else "final",
         "reveal": arm.reveal,
         "transcript": presenters.transcript_view(item.payload, hidden_title=hidden_title),
+        # Only that the source run crashed (its transcript shows it anyway), never the metadata itself.
+        "run_errored": bool((item.source_metadata or {}).get("sample_error")),
         "ai": presenters.ai_view(item_ai, arm_shows, blind_stage=blind_stage),
         "form": presenters.form_view(study.label_schema, values, errors, ask_extras=not blind_stage),
         "skip": skip_form or presenters.skip_view(SKIP_REASONS),

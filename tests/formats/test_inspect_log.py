@@ -77,8 +77,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:The 'initial' parameter is depre
 SYSTEM_PROMPT = "You handle refund requests. Refunds above $200 need a manager's approval. Look orders up first."
 
 
-def generate_log(log_dir: Path) -> Path:
-    """Run a tiny agent eval with mockllm and return the path of its JSON log."""
+def generate_log(log_dir: Path, *, model_name: str = "mockllm/model", log_format: str = "json") -> Path:
+    """Run a tiny agent eval with mockllm and return the path of its log (``.json`` or ``.eval``)."""
     from inspect_ai import Task
     from inspect_ai import eval as inspect_eval
     from inspect_ai.dataset import Sample
@@ -130,23 +130,28 @@ def generate_log(log_dir: Path) -> Path:
         dataset=[Sample(**sample) for sample in SAMPLES],
         solver=[system_message(SYSTEM_PROMPT), use_tools(lookup_order()), generate()],
     )
-    model = get_model("mockllm/model", custom_outputs=script)
-    (log,) = inspect_eval(task, model=model, log_format="json", log_dir=str(log_dir), display="none")
+    model = get_model(model_name, custom_outputs=script)
+    (log,) = inspect_eval(task, model=model, log_format=log_format, log_dir=str(log_dir), display="none")
     assert log.status == "success", log.error
     return Path(log.location)
 
 
-@pytest.fixture(scope="module")
-def inspect_doc(tmp_path_factory) -> dict:
-    base = tmp_path_factory.mktemp("inspect")
-    # Inspect writes traces and buffers under the user's data dirs: keep them in tmp.
+def generate_logs(base: Path, runs: list[tuple[str, str]]) -> list[Path]:
+    """One real log per ``(model, log_format)``, offline; Inspect's own files stay under ``base``."""
     with pytest.MonkeyPatch.context() as mp:
         for var in ("XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "INSPECT_LOG_DIR"):
             path = base / var.lower()
-            path.mkdir()
+            path.mkdir(exist_ok=True)
             mp.setenv(var, str(path))
         mp.setenv("INSPECT_TELEMETRY", "")
-        log_path = generate_log(base / "logs")
+        return [
+            generate_log(base / f"logs{n}", model_name=model, log_format=fmt) for n, (model, fmt) in enumerate(runs)
+        ]
+
+
+@pytest.fixture(scope="module")
+def inspect_doc(tmp_path_factory) -> dict:
+    (log_path,) = generate_logs(tmp_path_factory.mktemp("inspect"), [("mockllm/model", "json")])
     return json.loads(log_path.read_text())
 
 
@@ -164,8 +169,42 @@ def test_it_recognises_a_real_log_and_yields_one_record_per_sample(inspect_doc, 
     assert set(records) == {"refund-1042", "refund-7731", "refund-9999"}
     location, record = records["refund-1042"]
     assert location == "sample refund-1042 epoch 1"
-    assert record["external_id"] == "refund_review/refund-1042/1"
+    eval_id = inspect_doc["eval"]["eval_id"]
+    assert record["external_id"] == f"refund_review/{eval_id}/refund-1042/1"
     assert "refund_review" in record["title"] and "refund-1042" in record["title"]
+
+
+def test_it_keeps_task_model_run_target_scores_and_counts_as_metadata(inspect_doc, records):
+    _, record = records["refund-1042"]
+    metadata = record["metadata"]
+    assert metadata["eval_id"] == inspect_doc["eval"]["eval_id"]
+    assert metadata["run_id"] == inspect_doc["eval"]["run_id"]
+    assert metadata["target"] == "reject"
+    assert metadata["fidelity"] == {"messages": 5, "tool_calls": 1, "tool_results": 1}
+    assert "sample_error" not in metadata
+
+
+def test_it_keeps_an_errored_sample_and_marks_it():
+    sample = _sample([{"role": "user", "content": "q"}], error={"message": "RuntimeError: boom", "traceback": "t"})
+    sample["scores"] = {"match": {"value": "I", "answer": "x", "explanation": None}}
+    _, record = _only(_log(sample))
+    assert record["metadata"]["sample_error"] == "RuntimeError: boom"
+    assert record["metadata"]["scores"] == {"match": {"value": "I", "answer": "x"}}
+    _, fine = _only(_log(_sample([{"role": "user", "content": "q"}])))
+    assert "sample_error" not in fine["metadata"]  # the positive control
+
+
+def test_it_names_what_conversion_would_lose(monkeypatch):
+    # The converter maps one message to one; a regression that drops a tool result is refused.
+    real = inspect_log.native.normalize_messages
+    monkeypatch.setattr(inspect_log.native, "normalize_messages", lambda m: real([x for x in m if x["role"] != "tool"]))
+    messages = [
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "1", "function": "f", "arguments": {}}]},
+        {"role": "tool", "tool_call_id": "1", "content": "r"},
+    ]
+    _, result = _only(_log(_sample(messages)))
+    assert isinstance(result, FieldError) and result.field == "messages"
+    assert "1 of 2 messages" in result.reason and "1 of 1 tool results" in result.reason
 
 
 def test_it_carries_the_tool_call_and_its_result(records):
@@ -260,6 +299,13 @@ def test_it_renders_reasoning_images_and_server_tools_as_text():
     assert "Here you go." in text and "[image]" in text and "base64" not in text
     assert "[web_search: search] q" in text
     assert "gAAAA" not in text and "[redacted reasoning]" in text
+    # What is lost by design is said on the item, never silent.
+    assert record["metadata"]["fidelity_warnings"] == [
+        "1 image part shown as a placeholder",
+        "1 redacted reasoning part shown as a placeholder",
+    ]
+    _, plain = _only(_log(_sample([{"role": "user", "content": "hi"}])))
+    assert "fidelity_warnings" not in plain["metadata"]
 
 
 def test_it_resolves_attachment_references():
@@ -285,7 +331,7 @@ def test_it_uses_external_id_from_metadata_and_passes_probe_fields():
 def test_it_titles_later_epochs_distinctly():
     location, record = _only(_log(_sample([{"role": "user", "content": "q"}], sample_id="s", epoch=2)))
     assert location == "sample s epoch 2"
-    assert record["external_id"] == "demo/s/2"
+    assert record["external_id"] == "demo/s/2"  # a log without an eval id: task, sample, epoch
     assert "epoch 2" in record["title"]
 
 

@@ -3,12 +3,15 @@
 Schema: ``inspect_ai/log/_log.py`` (EvalLog, EvalSpec, EvalSample),
 ``inspect_ai/model/_chat_message.py`` (ChatMessage*), ``inspect_ai/_util/content.py``
 (Content*) and ``inspect_ai/tool/_tool_call.py`` (ToolCall, ToolCallError).
-The binary ``.eval`` format is a zip archive; convert it with ``inspect log convert
---to json`` first.
+The binary ``.eval`` format (Inspect's default) is a zip archive of the same objects: the log
+without its samples in ``header.json`` (``_journal/start.json`` while the eval still runs) and
+one EvalSample per ``samples/<id>_epoch_<n>.json``; ``files.py`` reads it sample by sample and
+hands them to ``iter_sample_records``.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,13 +33,7 @@ def looks_like_inspect_log(doc: Any) -> bool:
 
 
 def iter_records(doc: dict) -> Iterator[tuple[str, dict | FieldError]]:
-    if not isinstance(doc, dict):
-        raise FieldError("(document)", f"must be an Inspect log object, got {json_type(doc)}")
-    spec = doc.get("eval")
-    if not isinstance(spec, dict):
-        raise FieldError("eval", f"must be an object (the Inspect eval spec), got {json_type(spec)}")
-    task = native.require_str(spec, "task", "eval.task") or ""
-    model = spec.get("model") if isinstance(spec.get("model"), str) else None
+    run = run_info(doc)
     samples = doc.get("samples")
     if samples is None:
         raise FieldError(
@@ -47,11 +44,34 @@ def iter_records(doc: dict) -> Iterator[tuple[str, dict | FieldError]]:
     if not isinstance(samples, list):
         raise FieldError("samples", f"must be a list, got {json_type(samples)}")
     for index, sample in enumerate(samples):
-        location = _location(sample, index)
-        try:
-            yield location, _sample_record(sample, task, model)
-        except FieldError as exc:
-            yield location, exc
+        yield sample_record(sample, index, run)
+
+
+def run_info(doc: Any) -> dict:
+    """What every sample of one log shares: task, model and the ids of this run.
+
+    Raises ``FieldError`` for a log that is malformed as a whole.
+    """
+    if not isinstance(doc, dict):
+        raise FieldError("(document)", f"must be an Inspect log object, got {json_type(doc)}")
+    spec = doc.get("eval")
+    if not isinstance(spec, dict):
+        raise FieldError("eval", f"must be an object (the Inspect eval spec), got {json_type(spec)}")
+    task = native.require_str(spec, "task", "eval.task") or ""
+    run: dict[str, Any] = {"task": task}
+    for key in ("model", "eval_id", "run_id", "task_id"):
+        if isinstance(spec.get(key), str) and spec[key]:
+            run[key] = spec[key]
+    return run
+
+
+def sample_record(sample: Any, index: int, run: dict) -> tuple[str, dict | FieldError]:
+    """One sample as ``(location, native record or FieldError)``."""
+    location = _location(sample, index)
+    try:
+        return location, _sample_record(sample, run)
+    except FieldError as exc:
+        return location, exc
 
 
 def _location(sample: Any, index: int) -> str:
@@ -66,7 +86,8 @@ def _is_id(value: Any) -> bool:
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
 
-def _sample_record(sample: Any, task: str, model: str | None) -> dict:
+def _sample_record(sample: Any, run: dict) -> dict:
+    task = run["task"]
     if not isinstance(sample, dict):
         raise FieldError("(sample)", f"must be an object, got {json_type(sample)}")
     sample_id = sample.get("id")
@@ -86,23 +107,86 @@ def _sample_record(sample: Any, task: str, model: str | None) -> dict:
     attachments = attachments if isinstance(attachments, dict) else {}
 
     messages = _messages(sample.get("messages"), attachments)
+    fidelity = _fidelity(sample.get("messages"), messages)
     remaining = {k: v for k, v in metadata.items() if k not in REVIEW_FIELDS and k != "external_id"}
+    # The eval id names one run of one task by one model, so two models' runs of the same
+    # task (or a rerun) are different items, and re-sending the same log is idempotent.
+    run_id = run.get("eval_id") or run.get("run_id")
+    default_id = f"{task}/{run_id}/{sample_id}/{epoch}" if run_id else f"{task}/{sample_id}/{epoch}"
     record: dict[str, Any] = {
-        "external_id": metadata.get("external_id") or f"{task}/{sample_id}/{epoch}",
+        "external_id": metadata.get("external_id") or default_id,
         "title": f"{task} — sample {sample_id}" + (f" (epoch {epoch})" if epoch != 1 else ""),
         "messages": messages,
-        # Sample metadata first, so a user key cannot mask which task/sample this was.
-        "metadata": {**remaining, "task": task, "sample_id": sample_id, "epoch": epoch},
+        # Sample metadata first, so a user key cannot mask which task/sample/run this was.
+        "metadata": {**remaining, **run, "sample_id": sample_id, "epoch": epoch, "fidelity": fidelity},
     }
-    if model:
-        record["metadata"]["model"] = model
+    target = sample.get("target")
+    if target is not None and target != "":
+        record["metadata"]["target"] = native.check_json_value(target, "target")
+    scores = _scores(sample.get("scores"))
+    if scores:
+        record["metadata"]["scores"] = scores
+    warnings = _lost_by_design(sample.get("messages"))
+    if warnings:
+        record["metadata"]["fidelity_warnings"] = warnings
     error = sample.get("error")
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        record["metadata"]["sample_error"] = error["message"]
+    if error is not None:
+        # An errored sample is kept (its transcript shows how far it got) and marked as such.
+        message = error.get("message") if isinstance(error, dict) else None
+        record["metadata"]["sample_error"] = message if isinstance(message, str) and message else "error"
     for key in REVIEW_FIELDS:
         if metadata.get(key) is not None:
             record[key] = metadata[key]
     return record
+
+
+def _counts(messages: list) -> dict:
+    return {
+        "messages": len(messages),
+        "tool_calls": sum(len(m.get("tool_calls") or []) for m in messages if isinstance(m, dict)),
+        "tool_results": sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "tool"),
+    }
+
+
+def _fidelity(source: list, stored: list[dict]) -> dict:
+    """Messages, tool calls and tool results in the sample against what will be stored.
+
+    Any difference is an error naming what was lost: a transcript missing a turn must not
+    reach a reviewer looking whole.
+    """
+    counted, kept = _counts(source), _counts(stored)
+    lost = [f"{counted[k] - kept[k]} of {counted[k]} {k.replace('_', ' ')}" for k in counted if counted[k] != kept[k]]
+    if lost:
+        raise FieldError("messages", "would lose " + ", ".join(lost) + " in conversion")
+    return counted
+
+
+def _lost_by_design(source: list) -> list[str]:
+    """What the transcript shows only as a marker: media and documents as ``[image]`` and the
+    like, redacted reasoning (an encrypted blob) as ``[redacted reasoning]``; said, never silent."""
+    kinds: Counter[str] = Counter()
+    for message in source:
+        content = message.get("content") if isinstance(message, dict) else None
+        for part in content if isinstance(content, list) else []:
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "reasoning" and part.get("redacted") is True:
+                kinds["redacted reasoning"] += 1
+            elif isinstance(kind, str) and kind not in ("text", "reasoning", "tool_use"):
+                kinds[placeholder(kind).strip("[]")] += 1
+    return [f"{n} {kind} part{'s' if n != 1 else ''} shown as a placeholder" for kind, n in sorted(kinds.items())]
+
+
+def _scores(raw: Any) -> dict:
+    """Each scorer's value (and answer and explanation, where given): ``{name: {...}}``."""
+    if not isinstance(raw, dict):
+        return {}
+    out = {}
+    for name, score in raw.items():
+        if not isinstance(score, dict) or "value" not in score:
+            continue
+        kept = {k: score[k] for k in ("value", "answer", "explanation") if score.get(k) is not None}
+        out[str(name)] = native.check_json_value(kept, f"scores.{name}")
+    return out
 
 
 def _messages(raw: Any, attachments: dict) -> list[dict]:

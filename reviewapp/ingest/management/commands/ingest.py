@@ -29,7 +29,8 @@ ERRORS_SHOWN = 50
 
 class Command(BaseCommand):
     help = (
-        "Ingest transcripts (.jsonl/.ndjson streamed line by line, or .json documents; .gz allowed) "
+        "Ingest transcripts (.jsonl/.ndjson streamed line by line, or .json documents; .gz allowed; "
+        "Inspect AI .eval logs sample by sample) "
         "into a study. All-or-nothing per file unless --skip-invalid."
     )
 
