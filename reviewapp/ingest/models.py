@@ -18,6 +18,7 @@ class SourceFormat(models.TextChoices):
     ANTHROPIC = "anthropic", "Anthropic Messages"
     OTEL = "otel", "OpenTelemetry GenAI (OTLP JSON)"
     INSPECT = "inspect", "Inspect AI eval log"
+    OPENAI_RESPONSES = "openai_responses", "OpenAI Responses API"
 
 
 class Item(models.Model):
