@@ -72,11 +72,25 @@ class IngestOutcome:
     errors: list[RecordError] = field(default_factory=list)
     committed: bool = False
     strict: bool = True
+    # Records whose content is shown only in part by design (an image as a placeholder,
+    # redacted reasoning): stored, and said here, never silently (the item says so too).
+    warning_count: int = 0
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     def add_error(self, error: RecordError) -> None:
         self.error_count += 1
         if len(self.errors) < MAX_ERRORS_KEPT:
             self.errors.append(error)
+
+    def add_warnings(self, record: ItemRecord) -> None:
+        shown_in_part = record.source_metadata.get("fidelity_warnings")
+        if not shown_in_part:
+            return
+        self.warning_count += 1
+        if len(self.warnings) < MAX_ERRORS_KEPT:
+            self.warnings.append(
+                {"location": record.location, "external_id": record.external_id, "warnings": list(shown_in_part)}
+            )
 
     @property
     def rejected(self) -> bool:
@@ -91,6 +105,8 @@ class IngestOutcome:
         parts = [f"{self.created} created", f"{self.duplicates} already present"]
         if self.error_count:
             parts.append(f"{self.error_count} skipped as invalid")
+        if self.warning_count:
+            parts.append(f"{self.warning_count} with content shown only in part (each item says what)")
         return f"{self.seen} records: " + ", ".join(parts) + "."
 
     def as_dict(self) -> dict[str, Any]:
@@ -101,6 +117,8 @@ class IngestOutcome:
             "error_count": self.error_count,
             "errors": [e.as_dict() for e in self.errors],
             "errors_truncated": self.error_count > len(self.errors),
+            "warning_count": self.warning_count,
+            "warnings": self.warnings,
             "committed": self.committed,
             "message": self.summary(),
         }
@@ -167,6 +185,7 @@ def items_ingest(
                     if isinstance(result, RecordError):
                         outcome.add_error(result)
                     elif _first_in_input(result, seen_ids, outcome):
+                        outcome.add_warnings(result)
                         batch.append(result)
                     if len(batch) >= batch_size:
                         _write_batch(lookup, study, batch, outcome, sink)
