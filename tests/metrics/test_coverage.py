@@ -99,8 +99,3 @@ class TestCoverage:
             assert deff is None or deff >= 1.0
             clipped += deff == 1.0 and note is not None and "below 1" in note
         assert clipped > 100  # positive control: the clipping is exercised, not vacuous
-
-
-if __name__ == "__main__":
-    for size in (5, 10, 20, 40):
-        print(size, coverage(size))

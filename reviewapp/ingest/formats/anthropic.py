@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from . import FieldError, native
 from .openai import json_type, placeholder, shown
 
@@ -189,7 +187,7 @@ def _server_result(content: Any, field: str) -> tuple[str, bool]:
         if isinstance(kind, str) and kind.endswith("_error"):
             code = content.get("error_code")
             return f"[error] {code if isinstance(code, str) else kind}", True
-        return _compact_json(content, field), False
+        return native.compact_json(content, field), False
     if isinstance(content, list) and all(
         isinstance(item, dict) and item.get("type") == "web_search_result" for item in content
     ):
@@ -215,11 +213,3 @@ def _block_text(block: Any, where: str) -> str:
         title = block.get("title")
         return f"[document: {title}]" if isinstance(title, str) and title else "[document]"
     return PLACEHOLDERS.get(kind) or placeholder(kind)
-
-
-def _compact_json(value: Any, field: str) -> str:
-    native.check_json_value(value, field)
-    try:
-        return orjson.dumps(value).decode()
-    except (orjson.JSONEncodeError, TypeError):
-        return str(value)

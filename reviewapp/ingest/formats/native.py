@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from . import FieldError
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -48,6 +50,16 @@ def check_json_value(value: Any, field: str) -> Any:
     if json_depth_exceeds(value):
         raise FieldError(field, f"nested deeper than {MAX_JSON_DEPTH} levels")
     return value
+
+
+def compact_json(value: Any, field: str) -> str:
+    """A JSON value as one line of text (checked as ``check_json_value`` does); a value JSON
+    cannot encode as its ``str``. For tool inputs and results shown as text."""
+    check_json_value(value, field)
+    try:
+        return orjson.dumps(value).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        return str(value)
 
 
 def require_str(obj: dict, key: str, field: str, *, optional: bool = False) -> str | None:

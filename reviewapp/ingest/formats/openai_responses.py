@@ -29,8 +29,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from . import FieldError, native
 from .openai import json_type, parse_arguments, placeholder, shown
 
@@ -272,7 +270,7 @@ def _hosted(item: dict, kind: str, where: str) -> tuple[dict, dict]:
     elif kind == "file_search_call":
         arguments = {"queries": item.get("queries")}
         results = item.get("results")
-        result = _compact_json(results, f"{where}.results") if results else ""
+        result = native.compact_json(results, f"{where}.results") if results else ""
     elif kind == "code_interpreter_call":
         arguments = native.require_str(item, "code", f"{where}.code", optional=True) or ""
         outputs = item.get("outputs")
@@ -294,7 +292,7 @@ def _hosted(item: dict, kind: str, where: str) -> tuple[dict, dict]:
         error = item.get("error")
         result = native.require_str(item, "output", f"{where}.output", optional=True) or ""
         if error:
-            result = f"[error] {error if isinstance(error, str) else _compact_json(error, f'{where}.error')}"
+            result = f"[error] {error if isinstance(error, str) else native.compact_json(error, f'{where}.error')}"
             status = "failed"
     else:
         arguments = {k: v for k, v in item.items() if k not in ("type", "id", "status")}
@@ -339,14 +337,6 @@ def _part_text(part: Any, field: str) -> str:
         filename = part.get("filename")
         return f"[file: {filename}]" if isinstance(filename, str) and filename else "[file]"
     return PART_PLACEHOLDERS.get(kind) or placeholder(kind)
-
-
-def _compact_json(value: Any, field: str) -> str:
-    native.check_json_value(value, field)
-    try:
-        return orjson.dumps(value).decode()
-    except (orjson.JSONEncodeError, TypeError):
-        return str(value)
 
 
 def _check_fidelity(located: list[tuple[str, Any]], builder: _Builder, messages: list[dict]) -> None:
